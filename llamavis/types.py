@@ -1,0 +1,130 @@
+"""The plain data that flows between llamavis's layers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Usage:
+    """Tokens and cost of one or more requests; ``+`` adds them up."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None  # the provider's own figure, else our estimate, else None
+
+    def __add__(self, other: Usage) -> Usage:
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            cost,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Usage:
+        d = d or {}
+        return cls(
+            int(d.get("prompt_tokens") or 0),
+            int(d.get("completion_tokens") or 0),
+            d.get("cost_usd"),
+        )
+
+
+@dataclass
+class PreparedImage:
+    """One image, decoded, oriented, flattened, shrunk and encoded for upload."""
+
+    source: str  # what the user named: a path, a URL, or "-"
+    data: bytes  # the bytes to send
+    mime: str  # "image/jpeg", "image/png", ...
+    width: int
+    height: int
+    original_bytes: int = 0
+    original_size: tuple[int, int] | None = None
+    passthrough: bool = False  # sent exactly as read, not re-encoded
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.data).hexdigest()
+
+    def data_url(self) -> str:
+        import base64
+
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass
+class Completion:
+    """One answer from a chat-completions endpoint."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    id: str | None = None
+
+
+@dataclass
+class GenParams:
+    """Generation parameters sent with each request."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    top_p: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Result:
+    """What llamavis says about one image: the JSON envelope of the CLI."""
+
+    image: str
+    task: str
+    provider: str | None = None
+    model: str | None = None
+    output: Any = None
+    raw: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 0
+    cached: bool = False
+    elapsed_s: float = 0.0
+    error: dict[str, str] | None = None
+    confidence: float | None = None
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "image": self.image,
+            "task": self.task,
+            "provider": self.provider,
+            "model": self.model,
+            "output": self.output,
+            "raw": self.raw,
+            "usage": self.usage.to_dict(),
+            "attempts": self.attempts,
+            "cached": self.cached,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "error": self.error,
+        }
+        if self.confidence is not None:
+            d["confidence"] = self.confidence
+        if self.truncated:
+            d["truncated"] = True
+        return d

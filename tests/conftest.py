@@ -1,0 +1,64 @@
+"""Shared fixtures: every test gets its own config and cache dirs and no API keys."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+KEY_VARS = (
+    "OPENROUTER_API_KEY",
+    "NOVITA_API_KEY",
+    "DEEPINFRA_API_KEY",
+    "DEEPINFRA_TOKEN",
+    "LLAMAVIS_API_KEY",
+    "LLAMAVIS_PROVIDER",
+    "LLAMAVIS_MODEL",
+    "LLAMAVIS_BASE_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Point config and cache at fresh temp dirs and drop every provider key."""
+    base = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("LLAMAVIS_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("LLAMAVIS_CACHE_DIR", str(base / "cache"))
+    for var in list(os.environ):
+        if var.endswith("_API_KEY") or var in KEY_VARS:
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    yield base
+
+
+def make_image_bytes(
+    size: tuple[int, int] = (64, 48),
+    fmt: str = "JPEG",
+    mode: str = "RGB",
+    color=(200, 30, 30),
+    **save_kwargs,
+) -> bytes:
+    """An image made with Pillow, encoded in memory."""
+    from PIL import Image
+
+    img = Image.new(mode, size, color)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save_kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def make_image(tmp_path: Path):
+    """Write an image made with Pillow into tmp_path and return its path."""
+
+    def _make(name: str = "img.jpg", size=(64, 48), fmt: str | None = None, **kw) -> Path:
+        fmt = fmt or {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP",
+                      "gif": "GIF", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF"}[name.rsplit(".", 1)[-1].lower()]
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make_image_bytes(size, fmt, **kw))
+        return path
+
+    return _make
