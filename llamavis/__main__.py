@@ -1,0 +1,7 @@
+"""`python -m llamavis`."""
+
+import sys
+
+from .cli.main import run
+
+sys.exit(run())

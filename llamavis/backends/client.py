@@ -1,0 +1,290 @@
+"""One OpenAI-compatible chat-completions client for every provider.
+
+This is the boundary where httpx exceptions become llamavis ones: nothing from httpx
+escapes, and the API key appears in no message, debug line or repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+
+from ..__about__ import __version__
+from ..errors import (
+    ConfigError,
+    LlamavisError,
+    NetworkError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    UsageError,
+)
+from ..types import Completion
+from .errors import error_from_chunk, error_from_response, one_line
+from .payload import build_payload, count_images, redact_payload, usage_from
+from .providers import ProviderSpec
+from .retry import AdaptiveLimiter, RetryPolicy, retrying
+from .sse import ChatStream, aiter_events
+
+__all__ = ["ChatClient", "build_payload", "redact_payload"]
+
+T = TypeVar("T")
+_MIN_SCRUB = 8  # shorter "keys" (Ollama's conventional "ollama") are not secrets
+
+
+class ChatClient:
+    """Sends chat-completions requests to one provider, with retries and streaming."""
+
+    def __init__(
+        self, spec: ProviderSpec, *, api_key: str | None, base_url: str | None = None,
+        timeout: float = 120.0, connect_timeout: float = 10.0, max_retries: int = 2,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: AdaptiveLimiter | None = None,
+        debug: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.base_url = (base_url or spec.base_url).rstrip("/")
+        self._api_key = (api_key or "").strip() or None
+        if self._api_key and not (self._api_key.isascii() and self._api_key.isprintable()):
+            raise ConfigError(f"the {spec.name} key contains characters a header cannot carry",
+                              hint="copy the key again")
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self.max_retries = max(0, max_retries)
+        self.policy = RetryPolicy(max_retries=self.max_retries)
+        self.limiter = limiter
+        self._sleep, self._transport, self._debug = sleep, transport, debug
+        self._clock, self._wall_clock = clock, wall_clock
+        self._http: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (safe to call twice)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def headers(self, *, redact: bool = False) -> dict[str, str]:
+        """Request headers; ``redact=True`` shows the key as ``***`` (for display)."""
+        headers = {"Content-Type": "application/json", "User-Agent": f"llamavis/{__version__}"}
+        headers.update(self.spec.extra_headers)
+        if self._api_key:
+            headers["Authorization"] = "Bearer ***" if redact else f"Bearer {self._api_key}"
+        return headers
+
+    async def chat(
+        self, payload: dict, *, on_delta: Callable[[str], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """One answer, streamed if ``payload["stream"]``; retried on transient failures.
+
+        ``on_delta`` gets each piece of text as it arrives; ``on_retry`` is called with
+        the reason before a retry, meaning: forget the text delivered so far.
+        """
+        return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
+
+    async def list_models(self) -> list[dict]:
+        """The ``data`` list of the provider's ``GET /models``."""
+        return await self._run(self._models_attempt, None)
+
+    # -- one attempt ------------------------------------------------------------
+
+    async def _run(self, attempt: Callable[[], Awaitable[T]],
+                   on_retry: Callable[[str], None] | None) -> T:
+        def retried(n: int, exc: LlamavisError, wait: float) -> None:
+            self._log(f"retry {n}/{self.max_retries} in {wait:.2f} s after: {self._scrub(exc)}")
+            if on_retry is not None:
+                on_retry(str(exc))
+
+        try:
+            return await retrying(attempt, self.policy, sleep=self._sleep, on_retry=retried)
+        except LlamavisError as exc:
+            self._scrub(exc)
+            raise
+
+    async def _attempt(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
+        limiter = self.limiter or contextlib.nullcontext()
+        async with limiter as ticket:
+            try:
+                completion = await self._exchange(payload, on_delta)
+            except RateLimited:
+                if self.limiter is not None:
+                    self.limiter.rate_limited(ticket)
+                raise
+            if self.limiter is not None:
+                self.limiter.succeeded()
+            return completion
+
+    async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
+        url = f"{self.base_url}/chat/completions"
+        self._log(f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
+                  f"payload: {json.dumps(redact_payload(payload), ensure_ascii=False)}")
+        with self._translated():
+            started = self._clock()
+            request = self._client().build_request("POST", url, json=payload, headers=self.headers())
+            response = await self._client().send(request, stream=True)
+            try:
+                self._log(f"{response.status_code} after {self._clock() - started:.2f} s")
+                if response.status_code >= 400:
+                    raise self._error(response, await response.aread())
+                kind = response.headers.get("content-type", "")
+                if payload.get("stream") and not kind.startswith("application/json"):
+                    return await self._read_stream(response, payload, on_delta)
+                return self._read_json(await response.aread(), payload)
+            finally:
+                await response.aclose()
+
+    async def _read_stream(self, response: httpx.Response, payload: dict,
+                           on_delta: Callable[[str], None] | None) -> Completion:
+        stream = ChatStream(self.spec.name)
+        async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
+            async for event in events:
+                piece = stream.feed(event)
+                if piece and on_delta is not None:
+                    on_delta(piece)
+                if stream.done:
+                    break
+        if not stream.complete:
+            raise NetworkError(f"{self.spec.name} stream ended before the answer was complete")
+        return self._completion(stream.text, stream.finish_reason, stream.usage, stream.model,
+                                stream.id, payload)
+
+    def _read_json(self, body: bytes, payload: dict) -> Completion:
+        data = self._json(body)
+        if not isinstance(data, dict):
+            raise self._bad_body(body)
+        if data.get("error") and not data.get("choices"):
+            raise error_from_chunk(data, self.spec.name)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ProviderError(f"{self.spec.name} answered without any choices",
+                                provider=self.spec.name, body=data)
+        choice = choices[0]
+        if choice.get("finish_reason") == "error":
+            raise error_from_chunk({"error": choice.get("error") or {}}, self.spec.name)
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        return self._completion(_content_text(content), choice.get("finish_reason"),
+                                data.get("usage"), data.get("model"), data.get("id"), payload)
+
+    def _completion(self, text: str, finish_reason: Any, usage: Any, model: Any, id_: Any,
+                    payload: dict) -> Completion:
+        if not text.strip():
+            why = f" (finish_reason {finish_reason})" if finish_reason else ""
+            raise ProviderError(f"{self.spec.name} returned an empty answer{why}",
+                                provider=self.spec.name)
+        model_id = str(payload.get("model") or "")
+        return Completion(
+            text=text,
+            finish_reason=str(finish_reason) if finish_reason else None,
+            usage=usage_from(usage, self.spec, model_id, count_images(payload)),
+            model=model if isinstance(model, str) and model else model_id or None,
+            id=id_ if isinstance(id_, str) else None,
+        )
+
+    async def _models_attempt(self) -> list[dict]:
+        url = f"{self.base_url}/models"
+        self._log(f"GET {url}\nheaders: {json.dumps(self.headers(redact=True))}")
+        with self._translated():
+            response = await self._client().get(url, headers=self.headers())
+        if response.status_code >= 400:
+            raise self._error(response, response.content)
+        data = self._json(response.content)
+        items = data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise self._bad_body(response.content)
+        return [item for item in items if isinstance(item, dict)]
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                transport=self._transport,
+            )
+        return self._http
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn httpx exceptions into llamavis ones (the only place that sees them)."""
+        name = self.spec.name
+        try:
+            yield
+        except httpx.ConnectTimeout as exc:
+            raise ProviderTimeout(f"could not connect to {self.base_url} within "
+                                  f"{self.connect_timeout:g} s", provider=name,
+                                  retryable=True) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"{name} sent nothing for {self.timeout:g} s", provider=name,
+                                  retryable=True, hint="raise --timeout for slow models") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise UsageError(f"bad base URL {self.base_url!r}: {exc}",
+                             hint="it should look like https://host/v1") from exc
+        except httpx.ConnectError as exc:
+            raise NetworkError(f"cannot connect to {self.base_url}: {_describe(exc)}",
+                               hint="is the server running?") from exc
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"connection to {name} failed: {_describe(exc)}") from exc
+
+    def _error(self, response: httpx.Response, body: bytes) -> LlamavisError:
+        text = body.decode("utf-8", errors="replace")
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return error_from_response(response.status_code, text, response.headers, self.spec.name,
+                                   now=self._wall_clock())
+
+    def _json(self, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise self._bad_body(body) from None
+
+    def _bad_body(self, body: bytes) -> ProviderError:
+        snippet = one_line(body.decode("utf-8", errors="replace"), 80)
+        return ProviderError(f"{self.spec.name} answered with a body that is not the expected "
+                             f"JSON: {snippet!r}", provider=self.spec.name)
+
+    def _scrub(self, exc: LlamavisError) -> LlamavisError:
+        """Blank the key out of an error's message and hint, should a server echo it."""
+        key = self._api_key
+        if key and len(key) >= _MIN_SCRUB:
+            exc.message = exc.message.replace(key, "***")
+            exc.hint = exc.hint.replace(key, "***") if exc.hint else exc.hint
+            exc.args = (exc.message,)
+        return exc
+
+    def _log(self, line: str) -> None:
+        if self._debug is not None:
+            self._debug(line)
+
+
+def _content_text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text") or "") for part in content
+                       if isinstance(part, dict) and part.get("type") in ("text", None))
+    return ""
+
+
+def _describe(exc: BaseException) -> str:
+    return one_line(str(exc), 160) or type(exc).__name__

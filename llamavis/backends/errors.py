@@ -1,0 +1,259 @@
+"""Provider error bodies -> llamavis exceptions, with the provider's own message on one line.
+
+Body shapes understood (see ../shared/providers.md section 6):
+
+- OpenRouter ``{"error": {"message", "code", "metadata": {"raw", "provider_name",
+  "headers", "reasons", "flagged_input"}}}``; ``raw`` is JSON-in-a-string, text or an
+  object. Newer: ``{"error": {"message", "error_type", "http_status", "availability"}}``.
+- OpenAI style (vLLM >= 0.10.1, Ollama, llama.cpp, DeepInfra): ``{"error": {"message",
+  "type", "code"}}``; old vLLM flat ``{"object": "error", "message", ...}``.
+- TGI ``{"error": "...", "error_type": "validation"}``.
+- FastAPI (DeepInfra native, transformers serve) ``{"detail": "..." | {"error": ...} | [...]}``.
+- ``text/plain`` or HTML (transformers serve's bare "Internal Server Error", proxies).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from ..errors import (
+    AuthError,
+    LlamavisError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    RefusedError,
+)
+
+# Statuses worth another attempt; 501/505 and every other 4xx are permanent.
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_MAX_MESSAGE = 300
+_AUTH_WORDS = re.compile(
+    r"not authenticated|unauthori[sz]ed|authenticat|api[ _-]?key|invalid key|invalid token|"
+    r"credential|no auth|user not found", re.I,
+)
+_MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended"}
+
+
+def error_from_response(
+    status: int, body: bytes | str | Mapping[str, Any] | None, headers: Any, provider: str,
+    *, now: float | None = None,
+) -> LlamavisError:
+    """The exception for a non-2xx answer: class by status, message from the body."""
+    data = _decode(body)
+    info = _ErrorInfo(data)
+    message = f"{provider} HTTP {status}: {info.message or _reason(status)}"
+    retry_after = retry_after_from(headers, info.metadata_headers, info.retry_after, now=now)
+    kw: dict[str, Any] = dict(status=status, provider=provider, body=data)
+    if status == 401 or (status == 403 and _is_auth(info)):
+        return AuthError(message, hint=_key_hint(provider), status=status, provider=provider)
+    if status == 403 and info.moderation:
+        return RefusedError(message, raw=info.flagged, hint="the provider's moderation refused the input")
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after, retryable=True, **kw)
+    if status in (408, 504):
+        return ProviderTimeout(message, retry_after=retry_after, retryable=True, **kw)
+    retryable = status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
+    return ProviderError(
+        message, hint=_hint(status, info), retry_after=retry_after, retryable=retryable, **kw
+    )
+
+
+def error_from_chunk(chunk: Mapping[str, Any], provider: str) -> ProviderError:
+    """The exception for an error carried inside a 200 answer (mid-stream or finish_reason "error")."""
+    info = _ErrorInfo(chunk)
+    code = info.code
+    status = code if isinstance(code, int) else None
+    if status is not None:
+        retryable = status in RETRY_STATUSES or status >= 500
+    else:  # string or missing code: a provider failure after generation began
+        retryable = not re.search(r"invalid|bad_request|moderation|policy", str(code or ""), re.I)
+    message = f"{provider} error during the answer: {info.message or 'no message given'}"
+    if code is not None and str(code) not in message:
+        message += f" (code {code})"
+    cls = RateLimited if status == 429 else ProviderTimeout if status in (408, 504) else ProviderError
+    return cls(message, status=status, provider=provider, retryable=retryable, body=dict(chunk))
+
+
+def retry_after_from(
+    headers: Any, body_headers: Mapping[str, Any] | None = None, body_value: Any = None,
+    *, now: float | None = None,
+) -> float | None:
+    """Seconds the server asks us to wait: Retry-After, retry-after-ms, X-RateLimit-Reset."""
+    now = time.time() if now is None else now
+    lookup = _lower_keys(headers) | _lower_keys(body_headers)
+    if (ms := _number(lookup.get("retry-after-ms"))) is not None:
+        return max(ms / 1000, 0.0)
+    if "retry-after" in lookup:
+        seconds = _number(lookup["retry-after"])
+        if seconds is None:
+            seconds = _http_date(lookup["retry-after"], now)
+        if seconds is not None:
+            return max(seconds, 0.0)
+    if (reset := _number(lookup.get("x-ratelimit-reset"))) is not None:
+        return max(_reset_delay(reset, now), 0.0)
+    if (seconds := _number(body_value)) is not None:
+        return max(seconds, 0.0)
+    return None
+
+
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """Collapse whitespace and cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class _ErrorInfo:
+    """What the many body shapes have in common: message, code, metadata."""
+
+    def __init__(self, data: Any) -> None:
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(data, dict) and data.get("object") == "error":
+            err = data  # old vLLM: flat
+        self.err: dict[str, Any] = err if isinstance(err, dict) else {}
+        meta = self.err.get("metadata")
+        self.meta: dict[str, Any] = meta if isinstance(meta, dict) else {}
+        self.message = one_line(self._message(data)) if data is not None else ""
+        avail = self.err.get("availability")
+        self.code = (avail.get("code") if isinstance(avail, dict) else None) or self.err.get("code")
+        self.kind = " ".join(
+            str(v) for v in (self.code, self.err.get("type"), self.err.get("error_type"),
+                             data.get("error_type") if isinstance(data, dict) else None) if v
+        )
+        self.moderation = bool(self.meta.get("reasons") or self.meta.get("flagged_input")) or bool(
+            re.search(r"moderat|flagged|guardrail", self.kind, re.I)
+        )
+        self.flagged = self.meta.get("flagged_input")
+        headers = self.meta.get("headers")
+        self.metadata_headers = headers if isinstance(headers, dict) else None
+        self.retry_after = self.err.get("retry_after", self.meta.get("retry_after"))
+
+    def _message(self, data: Any) -> str:
+        text = _message_of(data)
+        upstream = _message_of(_maybe_json(self.meta.get("raw")))
+        name = self.meta.get("provider_name")
+        if upstream in text:
+            upstream = ""
+        extra = ": ".join(str(part) for part in (name, upstream) if part)
+        return f"{text} ({extra})" if extra and extra not in text else text
+
+
+def _message_of(obj: Any, depth: int = 0) -> str:
+    """The human message inside any of the body shapes, or ""."""
+    if depth > 4 or obj is None:
+        return ""
+    if isinstance(obj, str):
+        return _text_message(obj)
+    if isinstance(obj, list):
+        return "; ".join(filter(None, (_message_of(item, depth + 1) for item in obj)))
+    if not isinstance(obj, dict):
+        return str(obj)
+    for key in ("message", "error", "detail", "msg"):
+        if key in obj and (found := _message_of(obj[key], depth + 1)):
+            loc = obj.get("loc")
+            if key == "msg" and isinstance(loc, list):  # FastAPI validation item
+                return f"{'.'.join(map(str, loc))}: {found}"
+            return found
+    return ""
+
+
+def _text_message(text: str) -> str:
+    """Plain text as is; an HTML page reduced to its <title>."""
+    stripped = text.strip()
+    if stripped.startswith("<"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", stripped, re.I | re.S)
+        return title.group(1).strip() if title else ""
+    return stripped
+
+
+def _decode(body: bytes | str | Mapping[str, Any] | None) -> Any:
+    if isinstance(body, Mapping):
+        return dict(body)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if not body or not body.strip():
+        return None
+    return _maybe_json(body)
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _is_auth(info: _ErrorInfo) -> bool:
+    return not info.moderation and bool(_AUTH_WORDS.search(f"{info.message} {info.kind}"))
+
+
+def _hint(status: int, info: _ErrorInfo) -> str | None:
+    about_model = bool(_MODEL_CODES & set(info.kind.split())) or "model" in info.message.lower()
+    if status == 402:
+        return "add credits or lower --max-tokens"
+    if status == 404 and "constraint_filtered" in info.kind:
+        return "no endpoint of this model accepts every parameter sent, e.g. response_format"
+    if status == 404 and about_model:
+        return "check the model id with `llamavis models`"
+    if status == 404 and not info.err:
+        return "check --base-url: OpenAI-compatible servers usually end in /v1"
+    if status == 413:
+        return "the request is too large for this provider: send a smaller image"
+    if status == 500 and info.message.lower() in ("", "internal server error"):
+        return "the server's log has the cause"
+    return None
+
+
+def _key_hint(provider: str) -> str:
+    from .providers import PROVIDERS
+
+    spec = PROVIDERS.get(provider)
+    env = f"set {spec.key_envs[0]} or " if spec and spec.key_envs else ""
+    return f"check the key: {env}run `llamavis keys set {provider}`"
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def _lower_keys(headers: Any) -> dict[str, Any]:
+    if not headers:
+        return {}
+    items = headers.items() if hasattr(headers, "items") else headers
+    return {str(k).lower(): v for k, v in items}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _http_date(value: Any, now: float) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(str(value)).timestamp() - now
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _reset_delay(reset: float, now: float) -> float:
+    """X-RateLimit-Reset: epoch milliseconds (OpenRouter), epoch seconds, or a delay in seconds."""
+    if reset > 1e12:
+        return reset / 1000 - now
+    if reset > 1e9:
+        return reset - now
+    return reset

@@ -1,0 +1,183 @@
+"""The content-addressed result store: one SQLite file shared by every llamavis process.
+
+Several processes may share the file (``xargs -P``): it runs in WAL mode with a long
+busy timeout, every write is one short autocommit statement, and a write that still
+meets "database is locked" is retried a few times. A cache that cannot be opened or
+read (corrupt file, unwritable directory) is reported once through ``on_warning`` and
+then turned off for the rest of the run: a cache problem never fails a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config
+
+log = logging.getLogger("llamavis.cache")
+
+KEY_VERSION = 1  # bump to invalidate every stored key when the key recipe changes
+_SECRET_PARTS = frozenset({"api_key", "apikey", "key", "token", "authorization", "password"})
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS results ("
+    "key TEXT PRIMARY KEY, result TEXT NOT NULL, created REAL NOT NULL)"
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cache key part of type {type(value).__name__} is not JSON-serialisable")
+
+
+def cache_key(**parts: Any) -> str:
+    """The store key for one request: sha256 of the canonical JSON of its parts."""
+    secret = _SECRET_PARTS.intersection(name.lower() for name in parts)
+    if secret:
+        raise ValueError(f"cache key must not include secrets: {sorted(secret)}")
+    payload = {"v": KEY_VERSION, **parts}
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def default_path() -> Path:
+    """Where the result store lives unless told otherwise."""
+    return config.cache_dir() / "results.sqlite3"
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class ResultCache:
+    """Stored results by cache key; safe to share between processes and threads."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+        busy_timeout: float = 30.0,
+        retries: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._warn_cb = on_warning
+        self._busy_timeout = busy_timeout
+        self._retries = retries
+        self._sleep = sleep
+        self._conn: sqlite3.Connection | None = None
+        self._disabled = False
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """False once the store proved unusable; every get then misses."""
+        return not self._disabled
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored result dict for ``key``, or None (miss, or cache unusable)."""
+        row = self._run(
+            lambda c: c.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
+        )
+        if not row:
+            return None
+        try:
+            value = json.loads(row[0])
+        except (TypeError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
+        """Store one result dict under ``key``, committed at once (last write wins)."""
+        text = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO results (key, result, created) VALUES (?, ?, ?)",
+                (key, text, time.time()),
+            )
+        )
+
+    def close(self) -> None:
+        """Close the connection; a later get/put opens it again."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> ResultCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run one statement with lock retries; on any database fault warn and turn off."""
+        with self._lock:
+            if self._disabled:
+                return None
+            for attempt in range(self._retries + 1):
+                try:
+                    return op(self._connect())
+                except sqlite3.OperationalError as exc:
+                    if not _is_locked(exc):
+                        return self._disable(exc)
+                    if attempt == self._retries:
+                        self._warn(f"result cache {self.path} stayed locked ({exc}); skipped")
+                        return None
+                    self._sleep(min(0.05 * 2**attempt, 1.0))
+                except (sqlite3.DatabaseError, OSError) as exc:
+                    return self._disable(exc)
+            return None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # a cache: durable enough in WAL
+            conn.execute(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _disable(self, exc: BaseException) -> None:
+        self._disabled = True
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._warn(
+            f"result cache {self.path} is unusable ({exc}); continuing without the cache "
+            "(delete the file to start a fresh one)"
+        )
+
+    def _warn(self, message: str) -> None:
+        if self._warn_cb is not None:
+            self._warn_cb(message)
+        else:
+            log.warning(message)

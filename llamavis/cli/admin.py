@@ -1,0 +1,158 @@
+"""Commands about llamavis itself: providers, models, prompts, keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+keys_app = typer.Typer(help="Manage stored API keys (never printed).", no_args_is_help=True)
+
+
+def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    sys.stdout.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
+    for row in rows:
+        sys.stdout.write("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip() + "\n")
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def providers(json_out: JsonFlag = False) -> None:
+    """List providers, their base URLs, key variables and whether a key is set.
+
+    Example:  llamavis providers
+    """
+    from ..backends.providers import PROVIDERS, env_key
+    from ..config import load_keys
+
+    stored = load_keys()
+    rows = []
+    for spec in PROVIDERS.values():
+        source = "env" if env_key(spec) else ("keys file" if spec.name in stored else "")
+        rows.append({
+            "provider": spec.name,
+            "base_url": spec.base_url,
+            "key_env": " or ".join(spec.key_envs) or "-",
+            "key": f"set ({source})" if source else ("not needed" if not spec.key_required else "not set"),
+            "json_mode": spec.json_mode or "prompt only",
+        })
+    _emit(rows, json_out, ["provider", "base_url", "key_env", "key", "json_mode"])
+
+
+def models(
+    provider: Annotated[Optional[str], typer.Option("-P", "--provider", help="Only this provider.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List model aliases (11b, 90b) and the model id each provider uses for them.
+
+    Example:  llamavis models --provider deepinfra
+    """
+    from ..backends.providers import PROVIDERS, get_provider
+
+    specs = [get_provider(provider)] if provider else list(PROVIDERS.values())
+    rows = []
+    for spec in specs:
+        for alias, model_id in spec.models.items():
+            price = spec.price(model_id)
+            rows.append({
+                "provider": spec.name, "alias": alias, "model": model_id,
+                "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-",
+            })
+    _emit(rows, json_out, ["provider", "alias", "model", "usd_per_mtok_in_out"])
+
+
+def prompts_cmd(
+    name: Annotated[Optional[str], typer.Argument(help="Show this template in full.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List the prompt templates, or show one. Files in the config dir's prompts/ override them.
+
+    Example:  llamavis prompts classify
+    """
+    from .. import prompts
+
+    if name:
+        tpl = prompts.get(name)
+        if json_out:
+            sys.stdout.write(json.dumps({**tpl.model_dump(), "source": tpl.source}, indent=2) + "\n")
+            return
+        sys.stdout.write(f"# {tpl.name}: {tpl.description}\n# from {tpl.source}\n")
+        sys.stdout.write(f"variables: {', '.join('$' + v for v in tpl.variables) or '(none)'}\n")
+        sys.stdout.write(f"defaults: {tpl.defaults.model_dump(exclude_none=True)}\n\n")
+        if tpl.instructions:
+            sys.stdout.write(f"{tpl.instructions}\n\n")
+        sys.stdout.write(f"{tpl.user}\n")
+        return
+    rows = []
+    for tname in sorted(prompts.available()):
+        tpl = prompts.get(tname)
+        rows.append({"name": tname, "origin": "built-in" if prompts.is_builtin(tpl) else "user",
+                     "description": tpl.description})
+    _emit(rows, json_out, ["name", "origin", "description"])
+    if not json_out:
+        sys.stderr.write(f"user templates: {prompts.user_dir()}\n")
+
+
+@keys_app.command("set")
+def keys_set(
+    provider: Annotated[str, typer.Argument(help="openrouter, novita, deepinfra, local or ollama.")],
+    value: Annotated[Optional[str], typer.Option("--value", help="The key (else read from stdin or a prompt).",
+                                                 hidden=True)] = None,
+) -> None:
+    """Store a provider's API key in the keys file (mode 0600).
+
+    Example:  llamavis keys set openrouter
+    """
+    from ..backends.providers import get_provider
+    from ..config import store_key
+    from ..errors import UsageError
+
+    spec = get_provider(provider)
+    key = value
+    if key is None:
+        if sys.stdin.isatty():
+            key = typer.prompt(f"API key for {spec.name}", hide_input=True)
+        else:
+            key = sys.stdin.readline()
+    key = (key or "").strip()
+    if not key:
+        raise UsageError("no key given: type it at the prompt or pipe it on stdin")
+    path = store_key(spec.name, key)
+    sys.stderr.write(f"llamavis: stored the {spec.name} key in {path}\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the providers that have a stored key (the keys themselves are never shown).
+
+    Example:  llamavis keys list
+    """
+    from ..config import load_keys
+
+    for name in sorted(load_keys()):
+        sys.stdout.write(name + "\n")
+
+
+@keys_app.command("path")
+def keys_path_cmd() -> None:
+    """Print the path of the keys file.
+
+    Example:  llamavis keys path
+    """
+    from ..config import keys_path
+
+    sys.stdout.write(str(keys_path()) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("providers", rich_help_panel="Setup")(providers)
+    app.command("models", rich_help_panel="Setup")(models)
+    app.command("prompts", rich_help_panel="Setup")(prompts_cmd)
+    app.add_typer(keys_app, name="keys", rich_help_panel="Setup")

@@ -1,0 +1,204 @@
+"""Run one task command: resolve options, feed images to the batch engine, write results.
+
+Commands are thin: they collect options and call ``execute``. Results go to
+stdout (plain text, TSV, JSON or JSONL); progress, notes and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExitCode, UsageError
+from ..settings import JSON_SIDECAR_TASKS, TaskConfig, build_config
+from ..types import Result
+from . import render
+
+
+def parse_vars(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def resolve_schema(task: str, opts: dict[str, Any]) -> dict[str, Any] | None:
+    if task != "structured":
+        return None
+    from ..schemas import load_schema, schema_from_fields
+
+    fields, schema = opts.get("field"), opts.get("schema")
+    if fields and schema:
+        raise UsageError("give either --field or --schema, not both")
+    if fields:
+        return schema_from_fields(fields)
+    if schema:
+        return load_schema(schema)
+    return None
+
+
+def config_from_options(task: str, opts: dict[str, Any]) -> TaskConfig:
+    """Everything the user typed, resolved into a TaskConfig (Usage/ConfigError up front)."""
+    return build_config(
+        task,
+        question=opts.get("question"),
+        classes=opts.get("classes"),
+        prompt=opts.get("prompt"),
+        schema=resolve_schema(task, opts),
+        template=opts.get("template"),
+        variables=parse_vars(opts.get("var")),
+        provider=opts.get("provider"),
+        model=opts.get("model"),
+        base_url=opts.get("base_url"),
+        api_key=opts.get("api_key"),
+        max_tokens=opts.get("max_tokens"),
+        temperature=opts.get("temperature"),
+        seed=opts.get("seed"),
+        max_retries=opts.get("max_retries", 2),
+        timeout=opts.get("timeout", 120.0),
+        require_key=not opts.get("dry_run"),
+    )
+
+
+def image_sources(opts: dict[str, Any]) -> Iterator[str]:
+    """The images named, expanded lazily; a piped stdin is a path list when none are named."""
+    from ..sources import iter_sources
+
+    images = list(opts.get("images") or [])
+    files_from = opts.get("files_from")
+    stdin_is_list = not images and not files_from and not sys.stdin.isatty()
+    if not images and not files_from and not stdin_is_list:
+        raise UsageError("no image given: name files, directories or URLs, or pipe a list of paths")
+    return iter_sources(
+        images, recursive=opts.get("recursive", False), files_from=files_from,
+        null_separated=opts.get("null", False), stdin=sys.stdin,
+        read_stdin_list=stdin_is_list, on_skip=render.note_skip,
+    )
+
+
+def peek(it: Iterator[str], n: int) -> tuple[list[str], Iterator[str]]:
+    head = list(itertools.islice(it, n))
+    return head, itertools.chain(head, it)
+
+
+def execute(task: str, opts: dict[str, Any]) -> int:
+    """The body of every task command; returns the exit code."""
+    if opts.get("json_out") and opts.get("jsonl"):
+        raise UsageError("give either --json or --jsonl, not both")
+    cfg = config_from_options(task, opts)
+    head, sources = peek(image_sources(opts), 2)
+    if not head:
+        raise UsageError("no images found in the given inputs")
+    single = len(head) == 1
+    if opts.get("dry_run"):
+        return dry_run(cfg, sources)
+    sidecars = None
+    if opts.get("output_dir"):
+        from ..outputs import SidecarWriter
+
+        sidecars = SidecarWriter(Path(opts["output_dir"]), task=task, overwrite=opts.get("overwrite", False))
+        sources = skip_done(sources, sidecars)
+    return asyncio.run(run_many(cfg, sources, single=single, sidecars=sidecars, opts=opts))
+
+
+def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
+    skipped = 0
+    for src in sources:
+        if sidecars.exists(src):
+            skipped += 1
+            continue
+        yield src
+    if skipped:
+        render.note(f"skipped {skipped} image(s) whose sidecar exists (--overwrite to redo them)")
+
+
+async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sidecars: Any,
+                   opts: dict[str, Any]) -> int:
+    from ..batch import run_batch
+    from ..cache import ResultCache
+    from ..tasks import Runner
+
+    cache = None if opts.get("no_cache") else ResultCache()
+    out = render.ResultSink(task=cfg.task, single=single, opts=opts, sidecars=sidecars)
+    debug = render.debug_line if opts.get("debug") else None
+    runner = Runner(cfg, cache=cache, stdin=sys.stdin.buffer, concurrency=opts.get("concurrency", 4),
+                    debug=debug)
+    live = out.live_stream() if single else None
+
+    async def run_one(source: str) -> Result:
+        if live is None:
+            return await runner.run(source)
+        with live:
+            return await runner.run(source, on_delta=live.delta, on_reset=live.reset)
+
+    try:
+        summary = await run_batch(
+            sources, run_one, concurrency=opts.get("concurrency", 4), on_result=out.write,
+            ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
+            on_progress=out.progress,
+        )
+    finally:
+        out.close()
+        await runner.aclose()
+        if cache is not None:
+            cache.close()
+    out.summary(summary, show_usage=opts.get("usage", False))
+    if summary.stopped_reason == "max_cost":
+        render.note(f"stopped: the batch reached --max-cost ${opts.get('max_cost')}; finished results are kept")
+    return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
+
+
+def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
+    """Print the requests that would be sent, their number and estimated cost; send nothing."""
+    from ..pricing import estimate_request
+    from ..tasks import Runner
+
+    runner = Runner(cfg, stdin=sys.stdin.buffer)
+    requests: list[dict[str, Any]] = []
+    cost: float | None = 0.0
+    failed = 0
+    for source in sources:
+        try:
+            req = asyncio.run(runner.dry_run(source))
+        except Exception as exc:  # noqa: BLE001 - a bad image is reported, the rest go on
+            from ..errors import LlamavisError
+
+            if not isinstance(exc, LlamavisError):
+                raise
+            render.error_line(source, exc.to_dict())
+            failed += 1
+            continue
+        est = estimate_request(cfg, req)
+        cost = None if cost is None or est is None else cost + est
+        requests.append(req)
+    doc = {
+        "provider": cfg.spec.name, "model": cfg.model_id, "request_count": len(requests),
+        "estimated_cost_usd": None if cost is None else round(cost, 8),
+        "requests": requests,
+    }
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    price = "unknown (no price known for this model)" if cost is None else f"at most ${cost:.6f}"
+    render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "
+                f"estimated cost {price}; nothing was sent")
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def sidecar_ext(task: str) -> str:
+    return ".json" if task in JSON_SIDECAR_TASKS else ".txt"
+
+
+def show_schema(task: str, opts: dict[str, Any]) -> int:
+    """--show-schema: print the JSON Schema the options build."""
+    schema = resolve_schema(task, opts)
+    if schema is None:
+        raise UsageError("--show-schema needs --field or --schema")
+    sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    return ExitCode.OK

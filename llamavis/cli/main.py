@@ -1,0 +1,124 @@
+"""The ``llamavis`` command: the Typer app and the one place exceptions become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from ..__about__ import __version__
+from ..errors import ExitCode, LlamavisError
+
+app = typer.Typer(
+    name="llamavis",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"llamavis {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Ask Llama 3.2 Vision about images: captions, OCR, questions, classes, structured JSON.
+
+    Example:  llamavis caption examples/shapes.jpg
+
+    Results go to stdout; progress and errors to stderr. Exit status: 0 all images
+    succeeded, 1 some failed, 2 usage error, 3 configuration or authentication
+    problem, 130 interrupted.
+    """
+
+
+def _register() -> None:
+    from . import admin, commands
+
+    commands.register(app)
+    admin.register(app)
+
+
+_register()
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or bool(os.environ.get("LLAMAVIS_DEBUG"))
+
+
+def _fail(message: str, code: int) -> int:
+    from .render import safe_text
+
+    sys.stderr.write(f"llamavis: error: {safe_text(message)}\n")
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: run the app, map exceptions to exit codes."""
+    from typer._click import exceptions as click_exc
+
+    argv = sys.argv[1:] if argv is None else argv
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="llamavis", standalone_mode=False)
+        code = int(rv) if isinstance(rv, int) else ExitCode.OK
+    except click_exc.Exit as exc:
+        code = exc.exit_code
+    except click_exc.ClickException as exc:  # usage errors from the parser
+        exc.show(file=sys.stderr)
+        code = ExitCode.USAGE
+    except (KeyboardInterrupt, click_exc.Abort):
+        code = _fail("interrupted", ExitCode.INTERRUPTED)
+    except LlamavisError as exc:
+        if _debug_requested(argv):
+            _traceback()
+        code = _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        _silence_stdout()
+        code = ExitCode.OK
+    except Exception as exc:  # noqa: BLE001 - the one place an unexpected error is reported
+        if _debug_requested(argv):
+            _traceback()
+            code = _fail(f"internal error: {exc!r}", ExitCode.FAILED)
+        else:
+            code = _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                         ExitCode.FAILED)
+    _flush()
+    return code
+
+
+def _traceback() -> None:
+    import traceback
+
+    # Never with local variables: a key may be one of them.
+    traceback.print_exc(file=sys.stderr)
+
+
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; point it at devnull so a closed pipe stays quiet.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def entry() -> None:
+    sys.exit(run())

@@ -1,0 +1,214 @@
+"""Turn what the user asked for into one resolved TaskConfig (provider, key, model, prompt).
+
+Nothing here touches the network or an image; a TaskConfig is all a Runner needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import prompts
+from .backends.providers import AUTO_ORDER, PROVIDERS, ProviderSpec, env_key, get_provider
+from .config import load_keys
+from .errors import ConfigError, UsageError
+from .types import GenParams
+
+TASKS = (
+    "caption",
+    "detailed-caption",
+    "ocr",
+    "vqa",
+    "classify",
+    "multi-classify",
+    "structured",
+    "prompt",
+)
+JSON_SIDECAR_TASKS = frozenset({"classify", "multi-classify", "structured"})
+
+
+@dataclass
+class TaskConfig:
+    """A task fully resolved: what to ask, whom, and how to check the answer."""
+
+    task: str
+    template: prompts.Template
+    prompt_text: str
+    spec: ProviderSpec
+    model_id: str
+    base_url: str
+    params: GenParams
+    api_key: str | None = field(default=None, repr=False)
+    max_retries: int = 2
+    timeout: float = 120.0
+    classes: list[str] | None = None
+    schema: dict[str, Any] | None = None
+
+    @property
+    def image_purpose(self) -> str:
+        """OCR keeps small text legible with lossless encoding."""
+        return "text" if self.task == "ocr" else "photo"
+
+    def output_spec(self) -> Any:
+        """The checker for this task's answers (llamavis.structured)."""
+        from . import structured
+
+        if self.task == "classify":
+            return structured.ClassSpec(self.classes or [])
+        if self.task == "multi-classify":
+            return structured.MultiClassSpec(self.classes or [])
+        if self.task == "structured":
+            return structured.SchemaSpec(self.schema or {})
+        return structured.TextSpec()
+
+    def cache_parts(self) -> dict[str, Any]:
+        """Everything besides the image that decides the answer (never the key)."""
+        return {
+            "task": self.task,
+            "prompt": self.prompt_text,
+            "provider": self.spec.name,
+            "base_url": self.base_url,
+            "model": self.model_id,
+            "params": self.params.to_dict(),
+            "classes": self.classes,
+            "schema": self.schema,
+        }
+
+
+def split_classes(values: list[str] | None) -> list[str]:
+    """-c 'a,b' -c c -> ['a', 'b', 'c'], stripped, de-duplicated, order kept."""
+    out: list[str] = []
+    for value in values or []:
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
+def pick_provider(name: str | None, base_url: str | None, api_key: str | None) -> ProviderSpec:
+    """The provider named, else LLAMAVIS_PROVIDER, else the first with a key set."""
+    name = name or os.environ.get("LLAMAVIS_PROVIDER") or None
+    if name:
+        return get_provider(name)
+    stored = load_keys()
+    for candidate in AUTO_ORDER:
+        spec = PROVIDERS[candidate]
+        if spec.key_envs and (env_key(spec) or stored.get(candidate)):
+            return spec
+    if base_url or api_key:
+        return PROVIDERS["local"]
+    raise ConfigError(
+        "no provider configured",
+        hint="set OPENROUTER_API_KEY (or NOVITA_API_KEY, DEEPINFRA_API_KEY), "
+        "run `llamavis keys set openrouter`, or use --provider local/ollama with --base-url",
+    )
+
+
+def find_key(spec: ProviderSpec, api_key: str | None, *, required: bool = True) -> str | None:
+    """--api-key, else the environment, else the keys file; ConfigError if required and none."""
+    if api_key:
+        return api_key
+    key = env_key(spec) or load_keys().get(spec.name)
+    if key or not spec.key_required or not required:
+        return key
+    var = spec.key_envs[0]
+    raise ConfigError(
+        f"no API key for {spec.name}",
+        hint=f"set {var} or run `llamavis keys set {spec.name}`",
+    )
+
+
+def task_variables(
+    task: str,
+    *,
+    question: str | None,
+    classes: list[str],
+    prompt: str | None,
+    schema: dict[str, Any] | None,
+    extra: dict[str, str],
+) -> dict[str, str]:
+    """The $variables a task's template is rendered with."""
+    from .schemas import schema_prompt
+
+    variables = dict(extra)
+    if question is not None:
+        variables["question"] = question
+    if prompt is not None:
+        variables["prompt"] = prompt
+    if classes:
+        variables["classes"] = "\n".join(f"- {c}" for c in classes)
+    if schema is not None:
+        variables["fields"] = schema_prompt(schema)
+    return variables
+
+
+def check_task_inputs(task: str, classes: list[str], schema: Any) -> None:
+    """Usage errors a command would hit only after its first image: catch them up front."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    if task in ("classify", "multi-classify") and not classes:
+        raise UsageError(f"{task} needs classes: -c/--classes A,B,C")
+    if task == "classify" and len(classes) < 2:
+        raise UsageError("classify needs at least two classes in -c/--classes")
+    if task == "structured" and not schema:
+        raise UsageError("structured needs --field KEY=DESCRIPTION or --schema FILE_OR_JSON")
+
+
+def build_config(
+    task: str,
+    *,
+    question: str | None = None,
+    classes: list[str] | None = None,
+    prompt: str | None = None,
+    schema: dict[str, Any] | None = None,
+    template: str | None = None,
+    variables: dict[str, str] | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    max_retries: int = 2,
+    timeout: float = 120.0,
+    require_key: bool = True,
+) -> TaskConfig:
+    """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front."""
+    class_list = split_classes(classes)
+    check_task_inputs(task, class_list, schema)
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        raise UsageError("--temperature must be between 0.0 and 2.0")
+    if max_retries < 0:
+        raise UsageError("--max-retries must be 0 or more")
+    tpl = prompts.get(template or task)
+    text = tpl.render(
+        task_variables(task, question=question, classes=class_list, prompt=prompt,
+                       schema=schema, extra=variables or {})
+    )
+    base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
+    spec = pick_provider(provider, base_url, api_key)
+    key = find_key(spec, api_key, required=require_key)
+    model = model or os.environ.get("LLAMAVIS_MODEL") or None
+    params = GenParams(
+        max_tokens=max_tokens or tpl.defaults.max_tokens or 1024,
+        temperature=temperature if temperature is not None else tpl.defaults.temperature,
+        seed=seed,
+        top_p=tpl.defaults.top_p,
+    )
+    return TaskConfig(
+        task=task,
+        template=tpl,
+        prompt_text=text,
+        spec=spec,
+        model_id=spec.model_id(model),
+        base_url=(base_url or spec.base_url).rstrip("/"),
+        params=params,
+        api_key=key,
+        max_retries=max_retries,
+        timeout=timeout,
+        classes=class_list or None,
+        schema=schema,
+    )

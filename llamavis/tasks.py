@@ -1,0 +1,204 @@
+"""One image through one task -> Result. The only orchestrator.
+
+A Runner holds what a whole run shares (the HTTP client, the result cache) and
+turns one image source into one Result: read, prepare, look up the cache, ask,
+check and re-ask, store. Per-image problems become ``Result.error``; only
+problems that must stop a batch (a rejected key, a usage error) are raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import IO, Any
+
+from .errors import ConfigError, LlamavisError, UsageError
+from .settings import TaskConfig
+from .types import Completion, PreparedImage, Result, Usage
+
+DeltaHook = Callable[[str], None]
+
+
+def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
+    """The layout Llama 3.2 Vision was trained on: one user turn, the image first, no system."""
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": image.data_url()}},
+                {"type": "text", "text": text},
+            ],
+        }
+    ]
+
+
+class Runner:
+    """Runs a TaskConfig over images, one at a time or many concurrently."""
+
+    def __init__(
+        self,
+        cfg: TaskConfig,
+        *,
+        cache: Any = None,
+        client: Any = None,
+        stdin: IO[bytes] | None = None,
+        concurrency: int = 4,
+        debug: Callable[[str], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        transport: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self.stdin = stdin
+        self.clock = clock
+        self._client = client
+        self._client_args = {"debug": debug, "sleep": sleep, "transport": transport,
+                             "concurrency": concurrency}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from .backends.client import ChatClient
+            from .backends.retry import AdaptiveLimiter
+
+            args = self._client_args
+            kwargs: dict[str, Any] = {
+                "api_key": self.cfg.api_key,
+                "base_url": self.cfg.base_url,
+                "timeout": self.cfg.timeout,
+                "max_retries": self.cfg.max_retries,
+                "limiter": AdaptiveLimiter(max(1, int(args["concurrency"]))),
+                "debug": args["debug"],
+                "transport": args["transport"],
+            }
+            if args["sleep"] is not None:
+                kwargs["sleep"] = args["sleep"]
+            self._client = ChatClient(self.cfg.spec, **kwargs)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Runner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- preparing -------------------------------------------------------------
+
+    async def prepare(self, source: str) -> PreparedImage:
+        """Read and prepare one image off the event loop (both cores work)."""
+        from .images import prepare_image
+        from .sources import read_source
+
+        def work() -> PreparedImage:
+            data = read_source(source, stdin=self.stdin)
+            return prepare_image(
+                data, source=source, purpose=self.cfg.image_purpose,
+                accepted_mimes=self.cfg.spec.image_mimes,
+            )
+
+        return await asyncio.to_thread(work)
+
+    def cache_key(self, image: PreparedImage) -> str:
+        from .cache import cache_key
+
+        return cache_key(image=image.sha256, **self.cfg.cache_parts())
+
+    def payload(self, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
+        from .backends.client import build_payload
+
+        spec = self.cfg.output_spec()
+        return build_payload(
+            self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
+            json_schema=spec.json_schema, json_wanted=spec.wants_json,
+        )
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(
+        self, source: str, *, on_delta: DeltaHook | None = None,
+        on_reset: Callable[[], None] | None = None,
+    ) -> Result:
+        """One image through the task; per-image failures end up in Result.error."""
+        start = self.clock()
+        result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
+                        model=self.cfg.model_id)
+        try:
+            image = await self.prepare(source)
+            key = self.cache_key(image)
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                return self._from_cache(result, hit, start)
+            await self._ask(result, image, on_delta, on_reset)
+            if self.cache is not None:
+                self.cache.put(key, result.to_dict())
+        except (ConfigError, UsageError):
+            raise
+        except LlamavisError as exc:
+            result.error = exc.to_dict()
+            result.raw = getattr(exc, "raw", None) or result.raw
+            result.attempts = getattr(exc, "attempts", 0) or result.attempts
+            usage = getattr(exc, "usage", None)
+            if isinstance(usage, Usage):
+                result.usage = usage
+        result.elapsed_s = self.clock() - start
+        return result
+
+    async def _ask(
+        self, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
+        on_reset: Callable[[], None] | None,
+    ) -> None:
+        from .structured import TextSpec, resolve
+
+        spec = self.cfg.output_spec()
+        stream_to = on_delta if isinstance(spec, TextSpec) else None
+        answers = 0
+
+        async def ask(messages: list[dict[str, Any]]) -> Completion:
+            nonlocal answers
+            if answers and on_reset is not None:
+                on_reset()
+            answers += 1
+            payload = self.payload(messages, stream=stream_to is not None)
+            return await self.client.chat(payload, on_delta=stream_to)
+
+        resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
+                                   max_retries=self.cfg.max_retries)
+        result.output = resolution.value
+        result.raw = resolution.raw
+        result.usage = resolution.usage
+        result.attempts = resolution.attempts
+        result.confidence = resolution.confidence
+        result.truncated = resolution.truncated
+
+    def _from_cache(self, result: Result, hit: dict[str, Any], start: float) -> Result:
+        result.output = hit.get("output")
+        result.raw = hit.get("raw")
+        result.usage = Usage.from_dict(hit.get("usage"))
+        result.confidence = hit.get("confidence")
+        result.truncated = bool(hit.get("truncated"))
+        result.cached = True
+        result.attempts = 0
+        result.elapsed_s = self.clock() - start
+        return result
+
+    async def dry_run(self, source: str) -> dict[str, Any]:
+        """The request that would be sent for one image, image data shortened, key redacted."""
+        from .backends.client import redact_payload
+
+        image = await self.prepare(source)
+        payload = self.payload(build_messages(image, self.cfg.prompt_text), stream=False)
+        return {
+            "image": source,
+            "method": "POST",
+            "url": f"{self.cfg.base_url}/chat/completions",
+            "headers": self.client.headers(redact=True),
+            "json": redact_payload(payload),
+            "image_size": [image.width, image.height],
+            "image_bytes": len(image.data),
+        }
