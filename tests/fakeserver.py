@@ -1,0 +1,163 @@
+"""A scriptable OpenAI-compatible server on 127.0.0.1, for tests that run the installed command.
+
+    with FakeServer(reply=lambda req: "a cat") as server:
+        subprocess.run(["llamavis", "caption", "x.jpg", "--base-url", server.url, ...])
+        server.requests  # every JSON body received
+
+A reply function gets the request JSON and returns either a string (the answer
+text), a ``Reply`` (status, body, headers, stream chunks, delay) or a list of
+those to hand out in turn.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Reply:
+    text: str | None = None
+    status: int = 200
+    body: Any = None  # a dict (JSON) or str/bytes, overrides text
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering (real time: keep tiny)
+    chunk_delay: float = 0.0
+    finish_reason: str = "stop"
+    usage: dict[str, Any] | None = None
+    raw_stream: list[str] | None = None  # literal SSE lines to send instead of generated ones
+
+
+def chat_body(text: str, *, model: str = "m", finish_reason: str = "stop",
+              usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": finish_reason}],
+        "usage": usage or {"prompt_tokens": 1610, "completion_tokens": max(1, len(text) // 4),
+                           "total_tokens": 1610 + max(1, len(text) // 4)},
+    }
+
+
+def stream_lines(text: str, *, model: str = "m", finish_reason: str = "stop",
+                 usage: dict[str, Any] | None = None) -> list[str]:
+    words = [w + " " for w in text.split(" ")]
+    words[-1] = words[-1][:-1]
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": w}}]} for w in words if w]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+    chunks.append({"choices": [], "usage": usage or {"prompt_tokens": 1610, "completion_tokens": len(words)}})
+    lines = [f"data: {json.dumps({'id': 'c1', 'model': model, **c})}" for c in chunks]
+    return lines + ["data: [DONE]"]
+
+
+class FakeServer:
+    """A threaded HTTP server answering /v1/chat/completions and /v1/models."""
+
+    def __init__(self, reply: Callable[[dict[str, Any]], Any] | str | list[Any] = "a test answer") -> None:
+        self.reply = reply
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._queue: list[Any] | None = list(reply) if isinstance(reply, list) else None
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self._queue is not None:
+                item = self._queue.pop(0) if len(self._queue) > 1 else self._queue[0]
+            elif callable(self.reply):
+                item = None
+            else:
+                item = self.reply
+        if item is None:
+            item = self.reply(body)  # type: ignore[operator]
+        return item if isinstance(item, Reply) else Reply(text=str(item))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer(body, server.next_reply(body))
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self, body: dict[str, Any], reply: Reply) -> None:
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status != 200 or reply.body is not None:
+                    self._send(reply.status, reply.body, reply.headers)
+                elif body.get("stream"):
+                    lines = reply.raw_stream or stream_lines(
+                        reply.text or "", model=body.get("model", "m"),
+                        finish_reason=reply.finish_reason, usage=reply.usage)
+                    self._stream(lines, reply)
+                else:
+                    self._send(200, chat_body(reply.text or "", model=body.get("model", "m"),
+                                              finish_reason=reply.finish_reason, usage=reply.usage))
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                if isinstance(body, (dict, list)):
+                    data, ctype = json.dumps(body).encode(), "application/json"
+                else:
+                    data = body.encode() if isinstance(body, str) else (body or b"")
+                    ctype = "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, lines: list[str], reply: Reply) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for line in lines:
+                    self.wfile.write((line + "\n\n").encode())
+                    self.wfile.flush()
+                    if reply.chunk_delay:
+                        time.sleep(reply.chunk_delay)
+                self.close_connection = True
+
+        return Handler
