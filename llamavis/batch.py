@@ -32,7 +32,8 @@ from .types import Result, Usage
 
 FATAL = (ConfigError, UsageError)  # not about one image: stop the whole batch
 ORDER_WINDOW = 4  # ordered mode starts work at most ORDER_WINDOW * concurrency ahead
-_END = object()
+_END = object()  # the sources are exhausted
+_WAIT = object()  # no source at hand yet: wait for the reader thread
 
 
 @dataclass
@@ -46,6 +47,10 @@ class ProgressEvent:
     in_flight: int
     usage: Usage
     elapsed_s: float
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_s
 
 
 @dataclass
@@ -64,27 +69,32 @@ class BatchSummary:
 class _Sources:
     """Pulls items one at a time on demand; a thread does it for iterators that may block."""
 
-    def __init__(self, sources: Iterable[str]) -> None:
+    def __init__(self, sources: Iterable[str], read_ahead: int = 0) -> None:
         self._threaded = not isinstance(sources, (list, tuple, range))
         self._it: Iterator[str] = iter(sources)
         if self._threaded:
             self._loop = asyncio.get_running_loop()
             self._queue: asyncio.Queue[Any] = asyncio.Queue()
-            self._want = threading.Semaphore(0)
+            self._want = threading.Semaphore(read_ahead)  # items the thread may buffer
             self._closed = False
             threading.Thread(target=self._pull, name="llamavis-sources", daemon=True).start()
 
-    def next(self) -> asyncio.Future[Any]:
-        """A future for the next item, ``_END``, or the iterator's exception."""
+    def take_nowait(self) -> Any:
+        """The next item, ``_END`` or a ``_Failure`` if one is at hand, else ``_WAIT``."""
         if not self._threaded:
-            fut = asyncio.get_running_loop().create_future()
             try:
-                fut.set_result(next(self._it))
+                return next(self._it)
             except StopIteration:
-                fut.set_result(_END)
+                return _END
             except Exception as exc:
-                fut.set_result(_Failure(exc))
-            return fut
+                return _Failure(exc)
+        if self._queue.empty():
+            return _WAIT
+        self._want.release()
+        return self._queue.get_nowait()
+
+    def next(self) -> asyncio.Future[Any]:
+        """A future for the next item (only needed for the threaded reader)."""
         self._want.release()
         return asyncio.ensure_future(self._queue.get())
 
@@ -140,18 +150,20 @@ class _Batch:
         pending: asyncio.Future[Any] | None = None
         try:
             while True:
-                if pending is None and self._may_start():
-                    pending = sources.next()
+                while pending is None and self._may_start():
+                    item = sources.take_nowait()
+                    if item is _WAIT:
+                        pending = sources.next()
+                    else:
+                        self._begin(item)
                 waiting = set(self.in_flight) | ({pending} if pending else set())
                 if not waiting:
                     return
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if pending in done:
                     item, pending = pending.result(), None
-                    if isinstance(item, _Failure):
-                        raise item.exc
                     self._begin(item)
-                for task in done & self.in_flight.keys():
+                for task in [t for t in self.in_flight if t in done]:
                     self._finish(task)
         finally:
             if pending is not None:
@@ -177,6 +189,8 @@ class _Batch:
         return spent + (len(self.in_flight) + 1) * average > self.max_cost
 
     def _begin(self, item: Any) -> None:
+        if isinstance(item, _Failure):
+            raise item.exc
         if item is _END:
             self.exhausted = True
             return
@@ -223,15 +237,17 @@ class _Batch:
 
     def _deliver(self, index: int, result: Result) -> None:
         if not self.ordered:
-            if self.on_result is not None:
-                self.on_result(result)
+            self._emit(result)
             return
         self.buffer[index] = result
         while self.next_delivery in self.buffer:
             ready = self.buffer.pop(self.next_delivery)
             self.next_delivery += 1
-            if self.on_result is not None:
-                self.on_result(ready)
+            self._emit(ready)
+
+    def _emit(self, result: Result) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
 
     def _progress(self) -> ProgressEvent:
         s = self.summary
@@ -257,8 +273,7 @@ class _Batch:
                 self._finish(task)
         if self.ordered:  # cancelled items leave gaps: deliver the rest, still in input order
             for index in sorted(self.buffer):
-                self.next_delivery = index
-                self._deliver(index, self.buffer.pop(index))
+                self._emit(self.buffer.pop(index))
         return fatal
 
     def cancel_all(self) -> None:
@@ -273,6 +288,12 @@ class _Batch:
             reason = "max_cost"
         self.summary.stopped_reason = reason
         return self.summary
+
+
+def _attach(exc: BaseException, summary: BatchSummary) -> BaseException:
+    """Give a batch-ending error the summary of what finished (for --usage and exit notes)."""
+    exc.summary = summary  # type: ignore[attr-defined]
+    return exc
 
 
 async def run_batch(
@@ -297,21 +318,19 @@ async def run_batch(
         ordered=ordered, max_cost=max_cost, total=total, on_progress=on_progress,
         clock=clock, task=task,
     )  # fmt: skip
-    feed = _Sources(sources)
+    feed = _Sources(sources, read_ahead=concurrency)
     try:
         await batch.run(feed)
     except FATAL as exc:
         await batch.abort()
-        exc.summary = batch.finish_summary("auth" if isinstance(exc, ConfigError) else "usage")  # type: ignore[attr-defined]
+        _attach(exc, batch.finish_summary("auth" if isinstance(exc, ConfigError) else "usage"))
         raise
     except (asyncio.CancelledError, KeyboardInterrupt):
         fatal = await batch.abort()
         if fatal is not None:
-            fatal.summary = batch.finish_summary("auth")  # type: ignore[attr-defined]
-            raise fatal from None
+            raise _attach(fatal, batch.finish_summary("auth")) from None
         err = Interrupted("interrupted", hint="finished results were kept; re-run to resume")
-        err.summary = batch.finish_summary("interrupted")  # type: ignore[attr-defined]
-        raise err from None
+        raise _attach(err, batch.finish_summary("interrupted")) from None
     except Exception:
         with contextlib.suppress(Exception):
             await batch.abort()  # e.g. the source iterator failed: still deliver what finished
