@@ -3,6 +3,8 @@
 The ladder, cheapest first: the whole reply as JSON; the body of a ```json fence; the longest
 JSON value that decodes strictly somewhere in the prose; and only then json_repair on the
 candidate (single quotes, trailing commas, unquoted keys, an object cut off before its end).
+An object cut off inside a string or after a key's colon is reported as CUT: closing it would
+keep a half-written value, so callers should not accept it as a complete answer.
 Plain prose never becomes an object: a reply without ``{`` or ``[`` holds no JSON.
 """
 
@@ -15,7 +17,30 @@ from typing import Any
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n?(.*?)(?:```|\Z)", re.S)
 _MAX_STARTS = 64  # bracket positions tried by the prose scan; keeps worst cases linear-ish
 
-STRICT, LOCATED, REPAIRED = "strict", "located", "repaired"
+STRICT, LOCATED, REPAIRED, CUT = "strict", "located", "repaired", "cut"
+
+
+def _cut_mid_value(candidate: str) -> bool:
+    """True when unbalanced JSON stops inside a string or right after a key's colon."""
+    quote, escaped, depth, last = "", False, 0, ""
+    for ch in candidate:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote, last = "", ch
+            continue
+        if ch in "\"'" and last in ("", "{", "[", ":", ","):
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        if not ch.isspace():
+            last = ch
+    return depth > 0 and (bool(quote) or last == ":")
 
 
 def _scan(text: str) -> Any:
@@ -47,7 +72,7 @@ def _repair(candidate: str) -> Any:
 
 
 def locate_json(text: str) -> tuple[Any, str]:
-    """(value, how) where how is STRICT, LOCATED (fence/prose) or REPAIRED; ValueError if none."""
+    """(value, how): how is STRICT, LOCATED (fence/prose), REPAIRED or CUT; ValueError if none."""
     stripped = text.strip()
     if "{" not in stripped and "[" not in stripped:
         raise ValueError("the reply holds no JSON object")
@@ -68,10 +93,11 @@ def locate_json(text: str) -> tuple[Any, str]:
     candidate = next((b for b in fences if "{" in b or "[" in b), stripped)
     brace = candidate.find("{")
     start = brace if brace >= 0 else candidate.find("[")
-    repaired = _repair(candidate[max(start, 0):])
+    candidate = candidate[max(start, 0):]
+    repaired = _repair(candidate)
     if repaired is None:
         raise ValueError("the reply holds no JSON that can be read or repaired")
-    return repaired, REPAIRED
+    return repaired, CUT if _cut_mid_value(candidate) else REPAIRED
 
 
 def extract_json(text: str) -> tuple[Any, bool]:

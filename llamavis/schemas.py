@@ -96,10 +96,12 @@ def _read_schema_text(arg: str) -> tuple[str, str]:
             path = Path(arg).expanduser()
             if path.is_file():
                 return path.read_text(encoding="utf-8"), f"file {arg!r}"
-        except OSError as exc:
-            raise UsageError(f"--schema: cannot read {arg!r}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise UsageError(f"--schema: file {arg!r} is not UTF-8 text") from None
+        except ValueError:  # e.g. a NUL byte: not a path, so it is read as inline text
+            return arg, "value"
+        except OSError as exc:
+            raise UsageError(f"--schema: cannot read {arg!r}: {exc.strerror or exc}") from None
         if arg.strip().lower().endswith(".json"):
             raise UsageError(f"--schema: no such file {arg!r}")
     return arg, "value"

@@ -1,0 +1,250 @@
+"""Map a model's free-text answer onto the user's closed list of classes.
+
+Words are compared after Unicode normalisation and lower-casing, with ``-``, ``_``, ``/``,
+quotes and punctuation as word breaks, and with simple plural forms equal to their singular
+(cats/cat, boxes/box, buses/bus, puppies/puppy, people/person). A class is *negated* when
+not/no/isn't/never/without/... is among the three words before it in the same clause
+("not a cat, it's a dog" names dog). The class returned is always spelled as the user gave it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from .repair import locate_json
+
+_IRREGULAR = {
+    "people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse",
+    "geese": "goose", "teeth": "tooth", "feet": "foot", "knives": "knife", "leaves": "leaf",
+    "wolves": "wolf", "calves": "calf", "halves": "half", "shelves": "shelf", "oxen": "ox",
+}
+_NEGATIONS = frozenset({
+    "not", "no", "isn't", "isnt", "aren't", "arent", "wasn't", "weren't", "never", "neither",
+    "nor", "without", "instead", "non",
+})
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_CLAUSE_END = re.compile(r"[.,;:!?\n]|\bbut\b|\bhowever\b")
+_LABEL_PREFIX = re.compile(
+    r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|class|label|category|classification|prediction)"
+    r"(?:\s*[:=\-]|\s+is\b)\s*", re.I)
+_NUM = r"(\d+(?:\.\d+)?|\.\d+)"
+_CONF_NAMED = re.compile(
+    r"[,;(\[\-]?\s*\b(?:confidence|probability|certainty|score)\b(?:\s+(?:level|score))?"
+    rf"\s*(?:[:=]|\bis\b|\bof\b)?\s*{_NUM}\s*(%)?\s*[)\]]?", re.I)
+_CONF_PAREN = re.compile(rf"[(\[]\s*{_NUM}\s*(%)?\s*[)\]]")
+_CONF_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(%)")
+_NONE = re.compile(
+    r"^\W*(?:none\b|nothing\b|n/?a\b|not applicable|no (?:class|label|categor|match|tag)"
+    r"|there (?:are|is) no (?:class|label|categor|match)|\[\s*\]|$)", re.I)
+_LIST_KEYS = ("classes", "labels", "categories", "tags", "answer", "output", "result")
+_LABEL_KEYS = ("class", "label", "category", "answer", "prediction", "classification",
+               "result", "class_name", "name")
+_CONF_KEYS = ("confidence", "score", "probability", "certainty")
+_YES_NO = re.compile(r"^(.*?)\s*[:=\-]\s*(yes|no|true|false|present|absent|y|n)\W*$", re.I)
+_NEGATIVE = frozenset({"no", "false", "absent", "n"})
+_BULLET = re.compile(r"^\s*(?:[-*\u2022+]|\d+[.)])\s+")
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+@lru_cache(maxsize=4096)
+def _forms(word: str) -> frozenset[str]:
+    forms = {word, _IRREGULAR.get(word, word)}
+    if word.endswith("'s"):
+        forms.add(word[:-2])
+    if len(word) > 4 and word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    if len(word) > 4 and word.endswith("es"):
+        forms.add(word[:-2])
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+    return frozenset(forms)
+
+
+def _same(a: str, b: str) -> bool:
+    return a == b or not _forms(a).isdisjoint(_forms(b))
+
+
+def _tokens(text: str) -> tuple[list[str], list[int]]:
+    """The words of ``text`` and, for each, the number of its clause."""
+    norm = _normal(text)
+    bounds = [m.start() for m in _CLAUSE_END.finditer(norm)]
+    found = list(_TOKEN.finditer(norm))
+    return [m.group() for m in found], [bisect(bounds, m.start()) for m in found]
+
+
+@lru_cache(maxsize=8192)
+def _class_words(name: str) -> tuple[str, ...]:
+    return tuple(_tokens(name)[0])
+
+
+def _exact(text: str, classes: Sequence[str]) -> int | None:
+    """Index of the first class whose words are exactly the words of ``text``."""
+    words = _tokens(text)[0]
+    for ci, name in enumerate(classes):
+        cw = _class_words(name)
+        if cw and len(cw) == len(words) and all(map(_same, words, cw)):
+            return ci
+    return None
+
+
+def _mentions(text: str, classes: Sequence[str]) -> list[tuple[int, bool]]:
+    """(class index, negated) for each mention in ``text``, longest class winning overlaps."""
+    words, clauses = _tokens(text)
+    spans = []
+    for ci, name in enumerate(classes):
+        cw = _class_words(name)
+        for i in range(len(words) - len(cw) + 1 if cw else 0):
+            if all(_same(words[i + k], w) for k, w in enumerate(cw)):
+                spans.append((i, i + len(cw), ci))
+    kept = [s for s in spans
+            if not any(t[0] <= s[0] and s[1] <= t[1] and t[1] - t[0] > s[1] - s[0] for t in spans)]
+    out = []
+    for start, _, ci in sorted(kept):
+        window = range(max(0, start - 3), start)
+        negated = any(words[j] in _NEGATIONS and clauses[j] == clauses[start] for j in window)
+        out.append((ci, negated))
+    return out
+
+
+def _affirmed(text: str, classes: Sequence[str]) -> list[int]:
+    """Indices of the classes ``text`` names without negation, in order of first mention."""
+    return list(dict.fromkeys(ci for ci, neg in _mentions(text, classes) if not neg))
+
+
+def _unit(value: Any, percent: bool = False) -> float | None:
+    try:
+        number = float(str(value).strip().rstrip("%"))
+    except ValueError:
+        return None
+    if percent or str(value).strip().endswith("%") or 1 < number <= 100:
+        number /= 100
+    return round(number, 4) if 0 <= number <= 1 else None
+
+
+def parse_confidence(text: str) -> float | None:
+    """A confidence in [0, 1] from 'dog (0.92)', 'confidence: 0.9' or '92%'; else None."""
+    for pattern in (_CONF_NAMED, _CONF_PAREN, _CONF_PERCENT):
+        for m in pattern.finditer(text):
+            # a bare "(2)" is a count or footnote, not a confidence: want a decimal or a %
+            if pattern is not _CONF_PAREN or "." in m.group(1) or m.group(2):
+                return _unit(m.group(1), percent=bool(m.group(2)))
+    return None
+
+
+def _clean(text: str) -> str:
+    for pattern in (_CONF_NAMED, _CONF_PAREN, _CONF_PERCENT):
+        text = pattern.sub(" ", text)
+    return _LABEL_PREFIX.sub("", text.strip(), count=1)
+
+
+def _json_label(text: str) -> tuple[str | None, float | None] | None:
+    """(label, confidence) from a JSON answer such as {"class": "dog", "confidence": 0.9}."""
+    if "{" not in text and "[" not in text:
+        return None
+    try:
+        value = locate_json(text)[0]
+    except ValueError:
+        return None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str):
+        return value, None
+    if not isinstance(value, dict):
+        return None
+    low = {str(k).lower(): v for k, v in value.items()}
+    label = next((low[k] for k in _LABEL_KEYS if isinstance(low.get(k), str)), None)
+    strings = [v for v in value.values() if isinstance(v, str)]
+    if label is None and len(strings) == 1:
+        label = strings[0]
+    conf = next((low[k] for k in _CONF_KEYS if k in low and not isinstance(low[k], bool)), None)
+    return label, (_unit(conf) if conf is not None else None)
+
+
+def read_class(text: str, classes: Sequence[str]) -> tuple[str | None, float | None, list[str]]:
+    """(the one class named or None, confidence, the classes the answer names)."""
+    parsed = _json_label(text)
+    label, confidence = parsed if parsed else (None, None)
+    text = label if label is not None else text
+    if confidence is None:
+        confidence = parse_confidence(text)
+    cleaned = _clean(text)
+    first = _clean(next((ln for ln in cleaned.splitlines() if ln.strip()), ""))
+    for candidate in (cleaned, first):
+        ci = _exact(candidate, classes)
+        if ci is not None:
+            return classes[ci], confidence, [classes[ci]]
+    for scope in (first, cleaned):
+        found = _affirmed(scope, classes)
+        if found:
+            named = [classes[i] for i in found]
+            return (named[0] if len(named) == 1 else None), confidence, named
+    return None, confidence, []
+
+
+def match_class(text: str, classes: Sequence[str]) -> str | None:
+    """The single class the answer names, spelled as the user gave it; None if none or several."""
+    return read_class(text, classes)[0]
+
+
+def _pieces_from_json(text: str) -> list[str] | None:
+    """The labels of a JSON answer (list, {"classes": [...]}, {"cat": true}); None if not JSON."""
+    if "{" not in text and "[" not in text:
+        return None
+    try:
+        value = locate_json(text)[0]
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        low = {str(k).lower(): v for k, v in value.items()}
+        listed = next((low[k] for k in _LIST_KEYS if isinstance(low.get(k), (list, str))), None)
+        if listed is not None:
+            value = [listed] if isinstance(listed, str) else listed
+        elif all(isinstance(v, (bool, int, float)) for v in value.values()):
+            value = [str(k) for k, v in value.items() if v is True or (v is not False and v >= 0.5)]
+    if not isinstance(value, list):
+        return None
+    return [str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+
+
+def _pieces_from_text(text: str) -> list[str]:
+    """Split a free-text answer into labels: lines, bullets, commas, 'label: yes/no' pairs."""
+    pieces = []
+    for line in _clean(text).splitlines():
+        for piece in re.split(r"[,;|]", _BULLET.sub("", line)):
+            piece = _BULLET.sub("", piece).strip()
+            m = _YES_NO.match(piece)
+            if m and m.group(2).lower() in _NEGATIVE:
+                continue
+            pieces.append(m.group(1) if m else piece)
+    return [p for p in pieces if p.strip(" \t'\"`*.")]
+
+
+def read_classes(text: str, classes: Sequence[str]) -> tuple[list[str], list[str], bool]:
+    """(classes named, in the user's order; labels outside the set; the answer says 'none')."""
+    pieces = _pieces_from_json(text)
+    if pieces is None:
+        pieces = _pieces_from_text(text)
+        said_none = bool(_NONE.match(_clean(text)))
+    else:
+        said_none = not pieces
+    found: set[int] = set()
+    unknown = []
+    for piece in pieces:
+        ci = _exact(piece, classes)
+        affirmed = [ci] if ci is not None else _affirmed(piece, classes)
+        found.update(affirmed)
+        if affirmed or _mentions(piece, classes):
+            continue
+        if _NONE.match(_clean(piece)):
+            said_none = True
+        else:
+            unknown.append(piece.strip(" \t'\"`*."))
+    return [classes[i] for i in sorted(found)], unknown, said_none
