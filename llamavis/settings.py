@@ -25,7 +25,6 @@ TASKS = (
     "structured",
     "prompt",
 )
-JSON_SIDECAR_TASKS = frozenset({"classify", "multi-classify", "structured"})
 
 
 @dataclass

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitCode, UsageError
-from ..settings import JSON_SIDECAR_TASKS, TaskConfig, build_config
+from ..errors import ExitCode, LlamavisError, UsageError
+from ..settings import TaskConfig, build_config
 from ..types import Result
 from . import render
 
@@ -33,16 +33,9 @@ def parse_vars(pairs: list[str] | None) -> dict[str, str]:
 def resolve_schema(task: str, opts: dict[str, Any]) -> dict[str, Any] | None:
     if task != "structured":
         return None
-    from ..schemas import load_schema, schema_from_fields
+    from ..schemas import schema_from_options
 
-    fields, schema = opts.get("field"), opts.get("schema")
-    if fields and schema:
-        raise UsageError("give either --field or --schema, not both")
-    if fields:
-        return schema_from_fields(fields)
-    if schema:
-        return load_schema(schema)
-    return None
+    return schema_from_options(opts.get("field"), opts.get("schema"))
 
 
 def config_from_options(task: str, opts: dict[str, Any]) -> TaskConfig:
@@ -104,8 +97,15 @@ def execute(task: str, opts: dict[str, Any]) -> int:
     if opts.get("output_dir"):
         from ..outputs import SidecarWriter
 
-        sidecars = SidecarWriter(Path(opts["output_dir"]), task=task, overwrite=opts.get("overwrite", False))
+        roots = [Path(p) for p in opts.get("images") or [] if Path(p).is_dir()]
+        sidecars = SidecarWriter(Path(opts["output_dir"]), task=task,
+                                 overwrite=opts.get("overwrite", False), roots=roots)
         sources = skip_done(sources, sidecars)
+    if not single and render.is_tty(sys.stderr):
+        # A person watching a progress bar wants N/N and an ETA: count the inputs first.
+        listed = list(sources)
+        return asyncio.run(run_many(cfg, iter(listed), single=False, sidecars=sidecars,
+                                    opts=opts, total=len(listed)))
     return asyncio.run(run_many(cfg, sources, single=single, sidecars=sidecars, opts=opts))
 
 
@@ -121,7 +121,7 @@ def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
 
 
 async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sidecars: Any,
-                   opts: dict[str, Any]) -> int:
+                   opts: dict[str, Any], total: int | None = None) -> int:
     from ..batch import run_batch
     from ..cache import ResultCache
     from ..tasks import Runner
@@ -143,8 +143,13 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
         summary = await run_batch(
             sources, run_one, concurrency=opts.get("concurrency", 4), on_result=out.write,
             ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
-            on_progress=out.progress,
+            on_progress=out.progress, total=total, task=cfg.task,
         )
+    except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
+        out.close()
+        if getattr(exc, "summary", None) is not None:
+            out.summary(exc.summary, show_usage=opts.get("usage", False))
+        raise
     finally:
         out.close()
         await runner.aclose()
@@ -189,10 +194,6 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
     render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "
                 f"estimated cost {price}; nothing was sent")
     return ExitCode.FAILED if failed else ExitCode.OK
-
-
-def sidecar_ext(task: str) -> str:
-    return ".json" if task in JSON_SIDECAR_TASKS else ".txt"
 
 
 def show_schema(task: str, opts: dict[str, Any]) -> int:

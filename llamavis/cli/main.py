@@ -75,12 +75,12 @@ def run(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=argv, prog_name="llamavis", standalone_mode=False)
         code = int(rv) if isinstance(rv, int) else ExitCode.OK
-    except click_exc.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
     except click_exc.ClickException as exc:  # usage errors from the parser
         exc.show(file=sys.stderr)
         code = ExitCode.USAGE
-    except (KeyboardInterrupt, click_exc.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         code = _fail("interrupted", ExitCode.INTERRUPTED)
     except LlamavisError as exc:
         if _debug_requested(argv):

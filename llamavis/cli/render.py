@@ -216,8 +216,10 @@ class ResultSink:
     def close(self) -> None:
         if self.writer is not None and hasattr(self.writer, "close"):
             self.writer.close()
+            self.writer = None
         if self.progress_bar is not None:
             self.progress_bar.stop()
+            self.progress_bar = None
 
     def summary(self, summary: Any, *, show_usage: bool) -> None:
         if not (show_usage or self.show_progress):
