@@ -14,8 +14,16 @@ from .__about__ import __version__
 
 if TYPE_CHECKING:
     from .api import analyze, analyze_async, analyze_many
-    from .errors import (AuthError, ConfigError, ImageError, InvalidOutputError, LlamavisError,
-                         ProviderError, RefusedError, UsageError)
+    from .errors import (
+        AuthError,
+        ConfigError,
+        ImageError,
+        InvalidOutputError,
+        LlamavisError,
+        ProviderError,
+        RefusedError,
+        UsageError,
+    )
     from .types import Result, Usage
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from .errors import ConfigError, LlamavisError, UsageError
 from .settings import TaskConfig
@@ -42,7 +42,7 @@ class Runner:
         *,
         cache: Any = None,
         client: Any = None,
-        stdin: IO[bytes] | None = None,
+        stdin: BinaryIO | None = None,
         concurrency: int = 4,
         debug: Callable[[str], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -47,7 +47,7 @@ def providers(json_out: JsonFlag = False) -> None:
 
 
 def models(
-    provider: Annotated[Optional[str], typer.Option("-P", "--provider", help="Only this provider.")] = None,
+    provider: Annotated[str | None, typer.Option("-P", "--provider", help="Only this provider.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List model aliases (11b, 90b) and the model id each provider uses for them.
@@ -69,7 +69,7 @@ def models(
 
 
 def prompts_cmd(
-    name: Annotated[Optional[str], typer.Argument(help="Show this template in full.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show this template in full.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List the prompt templates, or show one. Files in the config dir's prompts/ override them.
@@ -103,7 +103,7 @@ def prompts_cmd(
 @keys_app.command("set")
 def keys_set(
     provider: Annotated[str, typer.Argument(help="openrouter, novita, deepinfra, local or ollama.")],
-    value: Annotated[Optional[str], typer.Option("--value", help="The key (else read from stdin or a prompt).",
+    value: Annotated[str | None, typer.Option("--value", help="The key (else read from stdin or a prompt).",
                                                  hidden=True)] = None,
 ) -> None:
     """Store a provider's API key in the keys file (mode 0600).

@@ -147,8 +147,9 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
         )
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
         out.close()
-        if getattr(exc, "summary", None) is not None:
-            out.summary(exc.summary, show_usage=opts.get("usage", False))
+        partial = getattr(exc, "summary", None)
+        if partial is not None:
+            out.summary(partial, show_usage=opts.get("usage", False))
         raise
     finally:
         out.close()

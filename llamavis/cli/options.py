@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -23,7 +23,7 @@ INPUT = "Input"
 IMAGES: Param = (
     "images",
     Annotated[
-        Optional[list[str]],  # noqa: UP045 - typer needs Optional at runtime on 3.10
+        list[str] | None,
         typer.Argument(
             help="Image files, directories, http(s) URLs, or - for image bytes on stdin. "
             "With none and a piped stdin, stdin is read as a list of paths.",
@@ -41,23 +41,23 @@ def _opt(name: str, typ: Any, default: Any, *decls: str, panel: str, **kw: Any) 
 
 COMMON: list[Param] = [
     IMAGES,
-    _opt("provider", Optional[str], None, "-P", "--provider", panel=MODEL, envvar="LLAMAVIS_PROVIDER",
+    _opt("provider", str | None, None, "-P", "--provider", panel=MODEL, envvar="LLAMAVIS_PROVIDER",
          help="openrouter, novita, deepinfra, ollama or local. Default: the first with a key set."),
-    _opt("model", Optional[str], None, "-m", "--model", panel=MODEL, envvar="LLAMAVIS_MODEL",
+    _opt("model", str | None, None, "-m", "--model", panel=MODEL, envvar="LLAMAVIS_MODEL",
          help="11b (default), 90b, a provider model id, or a Roboflow model_version like '11B (Regular) - OpenRouter'."),
-    _opt("base_url", Optional[str], None, "--base-url", panel=MODEL, envvar="LLAMAVIS_BASE_URL",
+    _opt("base_url", str | None, None, "--base-url", panel=MODEL, envvar="LLAMAVIS_BASE_URL",
          help="Send to this OpenAI-compatible endpoint instead of the provider's."),
-    _opt("api_key", Optional[str], None, "--api-key", panel=MODEL,
+    _opt("api_key", str | None, None, "--api-key", panel=MODEL,
          help="API key (visible in process lists: prefer the environment or `llamavis keys set`)."),
-    _opt("template", Optional[str], None, "--template", panel=MODEL,
+    _opt("template", str | None, None, "--template", panel=MODEL,
          help="Use another prompt template: a name from `llamavis prompts` or a .toml path."),
-    _opt("var", Optional[list[str]], None, "--var", panel=MODEL, metavar="KEY=VALUE",
+    _opt("var", list[str] | None, None, "--var", panel=MODEL, metavar="KEY=VALUE",
          help="Set a template $variable (repeatable)."),
-    _opt("max_tokens", Optional[int], None, "--max-tokens", panel=MODEL, min=1,
+    _opt("max_tokens", int | None, None, "--max-tokens", panel=MODEL, min=1,
          help="Longest answer, in tokens. Default: the template's."),
-    _opt("temperature", Optional[float], None, "--temperature", panel=MODEL, min=0.0, max=2.0,
+    _opt("temperature", float | None, None, "--temperature", panel=MODEL, min=0.0, max=2.0,
          help="Sampling temperature, 0.0 to 2.0. Default: the template's."),
-    _opt("seed", Optional[int], None, "--seed", panel=MODEL, help="Sampling seed, where the provider takes one."),
+    _opt("seed", int | None, None, "--seed", panel=MODEL, help="Sampling seed, where the provider takes one."),
     _opt("timeout", float, 120.0, "--timeout", panel=MODEL, min=1.0, help="Seconds allowed for one request."),
     _opt("max_retries", int, 2, "--max-retries", panel=MODEL, min=0,
          help="Retries of a failed request, and re-asks of an answer that does not validate."),
@@ -65,7 +65,7 @@ COMMON: list[Param] = [
          help="One JSON document: an object for one image, an array for several."),
     _opt("jsonl", bool, False, "--jsonl", panel=OUTPUT, help="One JSON object per image per line, as each finishes."),
     _opt("ordered", bool, False, "--ordered", panel=OUTPUT, help="Keep input order in --jsonl and text output."),
-    _opt("output_dir", Optional[Path], None, "--output-dir", panel=OUTPUT,
+    _opt("output_dir", Path | None, None, "--output-dir", panel=OUTPUT,
          help="Write a sidecar per image: DIR/<name>.txt (.json for classify and structured)."),
     _opt("overwrite", bool, False, "--overwrite", panel=OUTPUT, help="Redo images whose sidecar already exists."),
     _opt("no_stream", bool, False, "--no-stream", panel=OUTPUT, help="Wait for the whole answer instead of streaming it."),
@@ -75,22 +75,22 @@ COMMON: list[Param] = [
     _opt("debug", bool, False, "--debug", panel=OUTPUT,
          help="Show requests, responses (key redacted) and tracebacks on stderr."),
     _opt("concurrency", int, 4, "-j", "--concurrency", panel=BATCH, min=1, max=512, help="Requests in flight."),
-    _opt("max_cost", Optional[float], None, "--max-cost", panel=BATCH, min=0.0, metavar="USD",
+    _opt("max_cost", float | None, None, "--max-cost", panel=BATCH, min=0.0, metavar="USD",
          help="Stop starting new requests once the batch would cost more than this."),
     _opt("no_cache", bool, False, "--no-cache", panel=BATCH, help="Ask again even for images already answered."),
     _opt("recursive", bool, False, "-r", "--recursive", panel=INPUT, help="Descend into subdirectories."),
-    _opt("files_from", Optional[str], None, "-T", "--files-from", panel=INPUT, metavar="FILE",
+    _opt("files_from", str | None, None, "-T", "--files-from", panel=INPUT, metavar="FILE",
          help="Read image paths from FILE, one per line (- for stdin)."),
     _opt("null", bool, False, "-0", "--null", panel=INPUT, help="Paths in --files-from/stdin are NUL-separated (find -print0)."),
 ]
 
-QUESTION = _opt("question", Optional[str], None, "-q", "--question", panel="Task", help="The question to ask about each image.")
-CLASSES = _opt("classes", Optional[list[str]], None, "-c", "--classes", panel="Task", metavar="A,B,C",
+QUESTION = _opt("question", str | None, None, "-q", "--question", panel="Task", help="The question to ask about each image.")
+CLASSES = _opt("classes", list[str] | None, None, "-c", "--classes", panel="Task", metavar="A,B,C",
                help="Comma-separated classes (repeatable).")
-PROMPT = _opt("prompt", Optional[str], None, "-p", "--prompt", panel="Task", help="Your prompt, sent after the image.")
-FIELD = _opt("field", Optional[list[str]], None, "--field", panel="Task", metavar="KEY=DESCRIPTION",
+PROMPT = _opt("prompt", str | None, None, "-p", "--prompt", panel="Task", help="Your prompt, sent after the image.")
+FIELD = _opt("field", list[str] | None, None, "--field", panel="Task", metavar="KEY=DESCRIPTION",
              help="A field to extract (repeatable); 'KEY int=DESCRIPTION' types it.")
-SCHEMA = _opt("schema", Optional[str], None, "--schema", panel="Task", metavar="FILE_OR_JSON",
+SCHEMA = _opt("schema", str | None, None, "--schema", panel="Task", metavar="FILE_OR_JSON",
               help="A JSON Schema file or inline JSON, or concise 'name, age int: years'.")
 SHOW_SCHEMA = _opt("show_schema", bool, False, "--show-schema", panel="Task",
                    help="Print the JSON Schema built from --field/--schema and exit.")
