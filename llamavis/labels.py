@@ -39,8 +39,8 @@ _CONF_NAMED = re.compile(
 _CONF_PAREN = re.compile(rf"[(\[]\s*{_NUM}\s*(%)?\s*[)\]]")
 _CONF_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(%)")
 _NONE = re.compile(
-    r"^\W*(?:none\b|nothing\b|n/?a\b|not applicable|no (?:class|label|categor|match|tag)"
-    r"|there (?:are|is) no (?:class|label|categor|match)|\[\s*\]|$)", re.I)
+    r"^(?:\s*$|\W*(?:none\b|nothing\b|n/?a\b|not applicable|no (?:class|label|categor|match|tag)"
+    r"|there (?:are|is) no (?:class|label|categor|match)|\[\s*\]))", re.I)
 _LIST_KEYS = ("classes", "labels", "categories", "tags", "answer", "output", "result")
 _LABEL_KEYS = ("class", "label", "category", "answer", "prediction", "classification",
                "result", "class_name", "name")
@@ -199,9 +199,13 @@ def _pieces_from_json(text: str) -> list[str] | None:
     if "{" not in text and "[" not in text:
         return None
     try:
-        value = locate_json(text)[0]
+        value, how = locate_json(text)
     except ValueError:
         return None
+    if isinstance(value, dict) and not value:
+        return None  # "{}" says nothing: repaired gibberish like "{{{{" must not read as "none apply"
+    if how == "repaired" and not value:
+        return None  # json_repair makes [] of "stuff {{{{": not an answer
     if isinstance(value, dict):
         low = {str(k).lower(): v for k, v in value.items()}
         listed = next((low[k] for k in _LIST_KEYS if isinstance(low.get(k), (list, str))), None)
@@ -211,7 +215,10 @@ def _pieces_from_json(text: str) -> list[str] | None:
             value = [str(k) for k, v in value.items() if v is True or (v is not False and v >= 0.5)]
     if not isinstance(value, list):
         return None
-    return [str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    labels = [str(v) for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    if value and not labels:
+        return None  # [[["x"]]] and the like: not a list of labels
+    return labels
 
 
 def _pieces_from_text(text: str) -> list[str]:

@@ -344,3 +344,10 @@ def test_importing_structured_loads_neither_jsonschema_nor_json_repair():
             "print(sorted(m for m in ('jsonschema', 'json_repair') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("answer", ["{}", "{{{{ x {{{{", "stuff {{{{{{"])
+def test_multi_classify_gibberish_braces_are_not_read_as_none_apply(answer):
+    # A truncated gibberish answer once repaired to {} and passed as "no class applies".
+    check = MultiClassSpec(MULTI).check(answer, truncated=True)
+    assert not check.ok

@@ -91,9 +91,7 @@ def test_every_answer_task_completes(realserver, llamavis_exe, loopback_env, ima
 
 @pytest.mark.parametrize("task", [
     ["classify", "-c", CLASSES],
-    pytest.param(["multi-classify", "-c", CLASSES], marks=pytest.mark.xfail(strict=True, reason=(
-        "llamavis bug: a truncated gibberish answer containing '{{{{' is repaired to {} and read "
-        "as 'no class applies' (output [], exit 0) instead of invalid_output"))),
+    ["multi-classify", "-c", CLASSES],
     ["structured", "--field", "title=the title printed on the item",
      "--field", "count=how many items there are", "--max-tokens", "64"],
 ], ids=lambda t: t[0])
