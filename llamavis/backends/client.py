@@ -42,8 +42,14 @@ class ChatClient:
     """Sends chat-completions requests to one provider, with retries and streaming."""
 
     def __init__(
-        self, spec: ProviderSpec, *, api_key: str | None, base_url: str | None = None,
-        timeout: float = 120.0, connect_timeout: float = 10.0, max_retries: int = 2,
+        self,
+        spec: ProviderSpec,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 2,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         limiter: AdaptiveLimiter | None = None,
@@ -52,11 +58,13 @@ class ChatClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
-        self.base_url = (base_url or spec.base_url).rstrip("/")
+        self.base_url = _checked_base_url(base_url or spec.base_url)
         self._api_key = (api_key or "").strip() or None
         if self._api_key and not (self._api_key.isascii() and self._api_key.isprintable()):
-            raise ConfigError(f"the {spec.name} key contains characters a header cannot carry",
-                              hint="copy the key again")
+            raise ConfigError(
+                f"the {spec.name} key contains characters a header cannot carry",
+                hint="copy the key again",
+            )
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.max_retries = max(0, max_retries)
         self.policy = RetryPolicy(max_retries=self.max_retries)
@@ -89,7 +97,10 @@ class ChatClient:
         return headers
 
     async def chat(
-        self, payload: dict, *, on_delta: Callable[[str], None] | None = None,
+        self,
+        payload: dict,
+        *,
+        on_delta: Callable[[str], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
     ) -> Completion:
         """One answer, streamed if ``payload["stream"]``; retried on transient failures.
@@ -105,8 +116,9 @@ class ChatClient:
 
     # -- one attempt ------------------------------------------------------------
 
-    async def _run(self, attempt: Callable[[], Awaitable[T]],
-                   on_retry: Callable[[str], None] | None) -> T:
+    async def _run(
+        self, attempt: Callable[[], Awaitable[T]], on_retry: Callable[[str], None] | None
+    ) -> T:
         def retried(n: int, exc: LlamavisError, wait: float) -> None:
             self._log(f"retry {n}/{self.max_retries} in {wait:.2f} s after: {self._scrub(exc)}")
             if on_retry is not None:
@@ -133,12 +145,16 @@ class ChatClient:
 
     async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
         url = f"{self.base_url}/chat/completions"
-        self._log(f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
-                  f"payload: {json.dumps(redact_payload(payload), ensure_ascii=False)}")
+        self._log(
+            f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
+            f"payload: {json.dumps(redact_payload(payload), ensure_ascii=False)}"
+        )
         with self._translated():
             started = self._clock()
-            request = self._client().build_request("POST", url, json=payload, headers=self.headers())
-            response = await self._client().send(request, stream=True)
+            request = self._client().build_request(
+                "POST", url, json=payload, headers=self.headers()
+            )
+            response = await self._send(request)
             try:
                 self._log(f"{response.status_code} after {self._clock() - started:.2f} s")
                 if response.status_code >= 400:
@@ -150,8 +166,19 @@ class ChatClient:
             finally:
                 await response.aclose()
 
-    async def _read_stream(self, response: httpx.Response, payload: dict,
-                           on_delta: Callable[[str], None] | None) -> Completion:
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._client().send(request, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            # A kept-alive connection the server has closed (transformers serve closes
+            # it after a 500) fails the next request before any answer: resend once, at
+            # once, without spending one of the user's retries on our connection reuse.
+            self._log("the server closed the connection before answering; sending again")
+            return await self._client().send(request, stream=True)
+
+    async def _read_stream(
+        self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
+    ) -> Completion:
         stream = ChatStream(self.spec.name)
         async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
             async for event in events:
@@ -162,8 +189,9 @@ class ChatClient:
                     break
         if not stream.complete:
             raise NetworkError(f"{self.spec.name} stream ended before the answer was complete")
-        return self._completion(stream.text, stream.finish_reason, stream.usage, stream.model,
-                                stream.id, payload)
+        return self._completion(
+            stream.text, stream.finish_reason, stream.usage, stream.model, stream.id, payload
+        )
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         data = self._json(body)
@@ -173,22 +201,31 @@ class ChatClient:
             raise error_from_chunk(data, self.spec.name)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ProviderError(f"{self.spec.name} answered without any choices",
-                                provider=self.spec.name, body=data)
+            raise ProviderError(
+                f"{self.spec.name} answered without any choices", provider=self.spec.name, body=data
+            )
         choice = choices[0]
         if choice.get("finish_reason") == "error":
             raise error_from_chunk({"error": choice.get("error") or {}}, self.spec.name)
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
-        return self._completion(_content_text(content), choice.get("finish_reason"),
-                                data.get("usage"), data.get("model"), data.get("id"), payload)
+        return self._completion(
+            _content_text(content),
+            choice.get("finish_reason"),
+            data.get("usage"),
+            data.get("model"),
+            data.get("id"),
+            payload,
+        )
 
-    def _completion(self, text: str, finish_reason: Any, usage: Any, model: Any, id_: Any,
-                    payload: dict) -> Completion:
+    def _completion(
+        self, text: str, finish_reason: Any, usage: Any, model: Any, id_: Any, payload: dict
+    ) -> Completion:
         if not text.strip():
             why = f" (finish_reason {finish_reason})" if finish_reason else ""
-            raise ProviderError(f"{self.spec.name} returned an empty answer{why}",
-                                provider=self.spec.name)
+            raise ProviderError(
+                f"{self.spec.name} returned an empty answer{why}", provider=self.spec.name
+            )
         model_id = str(payload.get("model") or "")
         return Completion(
             text=text,
@@ -202,13 +239,19 @@ class ChatClient:
         url = f"{self.base_url}/models"
         self._log(f"GET {url}\nheaders: {json.dumps(self.headers(redact=True))}")
         with self._translated():
-            response = await self._client().get(url, headers=self.headers())
+            response = await self._send(
+                self._client().build_request("GET", url, headers=self.headers())
+            )
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
         if response.status_code >= 400:
-            raise self._error(response, response.content)
-        data = self._json(response.content)
+            raise self._error(response, body)
+        data = self._json(body)
         items = data.get("data") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise self._bad_body(response.content)
+            raise self._bad_body(body)
         return [item for item in items if isinstance(item, dict)]
 
     # -- helpers ----------------------------------------------------------------
@@ -229,18 +272,23 @@ class ChatClient:
         try:
             yield
         except httpx.ConnectTimeout as exc:
-            raise ProviderTimeout(f"could not connect to {self.base_url} within "
-                                  f"{self.connect_timeout:g} s", provider=name,
-                                  retryable=True) from exc
+            raise ProviderTimeout(
+                f"could not connect to {self.base_url} within {self.connect_timeout:g} s",
+                provider=name,
+                retryable=True,
+            ) from exc
         except httpx.TimeoutException as exc:
-            raise ProviderTimeout(f"{name} sent nothing for {self.timeout:g} s", provider=name,
-                                  retryable=True, hint="raise --timeout for slow models") from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise UsageError(f"bad base URL {self.base_url!r}: {exc}",
-                             hint="it should look like https://host/v1") from exc
+            raise ProviderTimeout(
+                f"{name} sent nothing for {self.timeout:g} s",
+                provider=name,
+                retryable=True,
+                hint="raise --timeout for slow models",
+            ) from exc
         except httpx.ConnectError as exc:
-            raise NetworkError(f"cannot connect to {self.base_url}: {_describe(exc)}",
-                               hint="is the server running?") from exc
+            raise NetworkError(
+                f"cannot connect to {self.base_url}: {_describe(exc)}",
+                hint="is the server running?",
+            ) from exc
         except httpx.HTTPError as exc:
             raise NetworkError(f"connection to {name} failed: {_describe(exc)}") from exc
 
@@ -248,8 +296,9 @@ class ChatClient:
         text = body.decode("utf-8", errors="replace")
         if self._api_key:
             text = text.replace(self._api_key, "***")
-        return error_from_response(response.status_code, text, response.headers, self.spec.name,
-                                   now=self._wall_clock())
+        return error_from_response(
+            response.status_code, text, response.headers, self.spec.name, now=self._wall_clock()
+        )
 
     def _json(self, body: bytes) -> Any:
         try:
@@ -259,8 +308,10 @@ class ChatClient:
 
     def _bad_body(self, body: bytes) -> ProviderError:
         snippet = one_line(body.decode("utf-8", errors="replace"), 80)
-        return ProviderError(f"{self.spec.name} answered with a body that is not the expected "
-                             f"JSON: {snippet!r}", provider=self.spec.name)
+        return ProviderError(
+            f"{self.spec.name} answered with a body that is not the expected JSON: {snippet!r}",
+            provider=self.spec.name,
+        )
 
     def _scrub(self, exc: LlamavisError) -> LlamavisError:
         """Blank the key out of an error's message and hint, should a server echo it."""
@@ -276,13 +327,27 @@ class ChatClient:
             self._debug(line)
 
 
+def _checked_base_url(url: str) -> str:
+    """The base URL without its trailing slash, or a UsageError if it is not http(s)."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError):
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"bad base URL {url!r}", hint="it should look like https://host/v1")
+    return url.strip().rstrip("/")
+
+
 def _content_text(content: Any) -> str:
     """Message content as text: a string, or the text parts of a list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(part.get("text") or "") for part in content
-                       if isinstance(part, dict) and part.get("type") in ("text", None))
+        return "".join(
+            str(part.get("text") or "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", None)
+        )
     return ""
 
 

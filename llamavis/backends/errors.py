@@ -36,14 +36,20 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_MESSAGE = 300
 _AUTH_WORDS = re.compile(
     r"not authenticated|unauthori[sz]ed|authenticat|api[ _-]?key|invalid key|invalid token|"
-    r"credential|no auth|user not found", re.I,
+    r"credential|no auth|user not found",
+    re.I,
 )
+_NOT_AUTH_WORDS = re.compile(r"model[ _]access|access to (this|the) model|verif|region", re.I)
 _MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended"}
 
 
 def error_from_response(
-    status: int, body: bytes | str | Mapping[str, Any] | None, headers: Any, provider: str,
-    *, now: float | None = None,
+    status: int,
+    body: bytes | str | Mapping[str, Any] | None,
+    headers: Any,
+    provider: str,
+    *,
+    now: float | None = None,
 ) -> LlamavisError:
     """The exception for a non-2xx answer: class by status, message from the body."""
     data = _decode(body)
@@ -54,36 +60,52 @@ def error_from_response(
     if status == 401 or (status == 403 and _is_auth(info)):
         return AuthError(message, hint=_key_hint(provider), status=status, provider=provider)
     if status == 403 and info.moderation:
-        return RefusedError(message, raw=info.flagged, hint="the provider's moderation refused the input")
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after, retryable=True, **kw)
-    if status in (408, 504):
-        return ProviderTimeout(message, retry_after=retry_after, retryable=True, **kw)
-    retryable = status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
-    return ProviderError(
-        message, hint=_hint(status, info), retry_after=retry_after, retryable=retryable, **kw
+        return RefusedError(
+            message, raw=info.flagged, hint="the provider's moderation refused the input"
+        )
+    return _class_for(status)(
+        message,
+        hint=_hint(status, info, retry_after),
+        retry_after=retry_after,
+        retryable=retryable_status(status),
+        **kw,
     )
 
 
 def error_from_chunk(chunk: Mapping[str, Any], provider: str) -> ProviderError:
-    """The exception for an error carried inside a 200 answer (mid-stream or finish_reason "error")."""
+    """The exception for an error inside a 200 answer (mid-stream, or finish_reason "error")."""
     info = _ErrorInfo(chunk)
     code = info.code
     status = code if isinstance(code, int) else None
     if status is not None:
-        retryable = status in RETRY_STATUSES or status >= 500
+        retryable = retryable_status(status)
     else:  # string or missing code: a provider failure after generation began
         retryable = not re.search(r"invalid|bad_request|moderation|policy", str(code or ""), re.I)
     message = f"{provider} error during the answer: {info.message or 'no message given'}"
     if code is not None and str(code) not in message:
         message += f" (code {code})"
-    cls = RateLimited if status == 429 else ProviderTimeout if status in (408, 504) else ProviderError
-    return cls(message, status=status, provider=provider, retryable=retryable, body=dict(chunk))
+    return _class_for(status)(
+        message, status=status, provider=provider, retryable=retryable, body=dict(chunk)
+    )
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an answer with this HTTP status is worth another attempt."""
+    return status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
+
+
+def _class_for(status: int | None) -> type[ProviderError]:
+    if status == 429:
+        return RateLimited
+    return ProviderTimeout if status in (408, 504) else ProviderError
 
 
 def retry_after_from(
-    headers: Any, body_headers: Mapping[str, Any] | None = None, body_value: Any = None,
-    *, now: float | None = None,
+    headers: Any,
+    body_headers: Mapping[str, Any] | None = None,
+    body_value: Any = None,
+    *,
+    now: float | None = None,
 ) -> float | None:
     """Seconds the server asks us to wait: Retry-After, retry-after-ms, X-RateLimit-Reset."""
     now = time.time() if now is None else now
@@ -122,9 +144,17 @@ class _ErrorInfo:
         self.message = one_line(self._message(data)) if data is not None else ""
         avail = self.err.get("availability")
         self.code = (avail.get("code") if isinstance(avail, dict) else None) or self.err.get("code")
+        top = data if isinstance(data, dict) else {}
         self.kind = " ".join(
-            str(v) for v in (self.code, self.err.get("type"), self.err.get("error_type"),
-                             data.get("error_type") if isinstance(data, dict) else None) if v
+            str(v)
+            for v in (
+                self.code,
+                self.err.get("type"),
+                self.err.get("error_type"),
+                top.get("error_type"),
+                top.get("reason"),
+            )
+            if v
         )
         self.moderation = bool(self.meta.get("reasons") or self.meta.get("flagged_input")) or bool(
             re.search(r"moderat|flagged|guardrail", self.kind, re.I)
@@ -192,10 +222,16 @@ def _maybe_json(value: Any) -> Any:
 
 
 def _is_auth(info: _ErrorInfo) -> bool:
-    return not info.moderation and bool(_AUTH_WORDS.search(f"{info.message} {info.kind}"))
+    """A 403 about the key (not moderation, not a model the account may not use)."""
+    text = f"{info.message} {info.kind}"
+    if info.moderation or _NOT_AUTH_WORDS.search(text):
+        return False
+    return bool(_AUTH_WORDS.search(text))
 
 
-def _hint(status: int, info: _ErrorInfo) -> str | None:
+def _hint(status: int, info: _ErrorInfo, retry_after: float | None) -> str | None:
+    if status == 429:
+        return f"the provider asks to wait {_duration(retry_after)}" if retry_after else None
     about_model = bool(_MODEL_CODES & set(info.kind.split())) or "model" in info.message.lower()
     if status == 402:
         return "add credits or lower --max-tokens"
@@ -248,6 +284,14 @@ def _http_date(value: Any, now: float) -> float | None:
         return email.utils.parsedate_to_datetime(str(value)).timestamp() - now
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _reset_delay(reset: float, now: float) -> float:

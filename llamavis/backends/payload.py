@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..pricing import estimate_usd
 from ..types import GenParams, Usage
 from .providers import ProviderSpec
 
@@ -12,8 +13,14 @@ _KEEP_CHARS = 32
 
 
 def build_payload(
-    spec: ProviderSpec, model_id: str, messages: list[dict], params: GenParams, *,
-    stream: bool, json_schema: dict | None = None, json_wanted: bool = False,
+    spec: ProviderSpec,
+    model_id: str,
+    messages: list[dict],
+    params: GenParams,
+    *,
+    stream: bool,
+    json_schema: dict | None = None,
+    json_wanted: bool = False,
 ) -> dict:
     """The JSON body of one chat-completions request to ``spec``'s endpoint."""
     payload: dict[str, Any] = {
@@ -47,8 +54,10 @@ def _response_format(spec: ProviderSpec, schema: dict | None, wanted: bool) -> d
         # strict=False: a user's schema need not meet OpenAI strict-mode rules
         # (every property required, additionalProperties false); Llama upstreams
         # (vLLM-based, Ollama) constrain decoding to the schema either way.
-        return {"type": "json_schema",
-                "json_schema": {"name": "output", "strict": False, "schema": schema}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "strict": False, "schema": schema},
+        }
     return {"type": "json_object"}
 
 
@@ -72,8 +81,9 @@ def count_images(payload: dict) -> int:
     for message in payload.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            count += sum(1 for part in content
-                         if isinstance(part, dict) and part.get("type") == "image_url")
+            count += sum(
+                1 for part in content if isinstance(part, dict) and part.get("type") == "image_url"
+            )
     return count
 
 
@@ -85,10 +95,8 @@ def usage_from(raw: Any, spec: ProviderSpec, model_id: str, images: int) -> Usag
     cost = _float(raw.get("cost"))  # OpenRouter
     if cost is None:
         cost = _float(raw.get("estimated_cost"))  # DeepInfra
-    price = spec.price(model_id)
-    if cost is None and price is not None:
-        per_in, per_out, per_image = price
-        cost = (prompt * per_in + completion * per_out) / 1e6 + images * per_image
+    if cost is None:
+        cost = estimate_usd(spec, model_id, prompt, completion, images)
     return Usage(prompt, completion, cost)
 
 

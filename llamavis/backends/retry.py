@@ -82,7 +82,9 @@ class AdaptiveLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def __repr__(self) -> str:
-        return f"AdaptiveLimiter(current={self.current}, max={self.max}, in_flight={self.in_flight})"
+        return (
+            f"AdaptiveLimiter(current={self.current}, max={self.max}, in_flight={self.in_flight})"
+        )
 
     async def __aenter__(self) -> int:
         while self.in_flight >= self.current:

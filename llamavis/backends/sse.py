@@ -189,7 +189,8 @@ class ChatStream:
         if not isinstance(chunk, dict):
             raise ProviderError(
                 f"{self.provider} sent a stream chunk that is not a JSON object: {data[:80]!r}",
-                provider=self.provider, retryable=True,
+                provider=self.provider,
+                retryable=True,
             )
         return chunk
 

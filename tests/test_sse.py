@@ -1,0 +1,185 @@
+"""The SSE decoder and the chat-chunk assembler, one edge per test."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from llamavis.backends.sse import ChatStream, LineDecoder, ServerSentEvent, SSEDecoder
+from llamavis.errors import ProviderError
+
+
+def decode(*chunks: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events = [event for chunk in chunks for event in decoder.feed(chunk)]
+    return events + decoder.close()
+
+
+def data(*events: ServerSentEvent) -> list[str]:
+    return [event.data for event in events]
+
+
+def frame(body: dict) -> bytes:
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def chunk(content: str | None = None, finish: str | None = None, **extra) -> bytes:
+    delta = {} if content is None else {"content": content}
+    body = {
+        "id": "gen-1",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return frame(body)
+
+
+def assemble(*chunks: bytes) -> ChatStream:
+    stream, decoder = ChatStream("openrouter"), SSEDecoder()
+    for part in chunks:
+        for event in decoder.feed(part):
+            stream.feed(event)
+            if stream.done:
+                return stream
+    for event in decoder.close():
+        stream.feed(event)
+    return stream
+
+
+STREAM = (
+    b": OPENROUTER PROCESSING\r\n\r\n"
+    + chunk("Un lama ")
+    + 'data: {"choices":[{"delta":{"content":"caf\u00e9 \U0001f999"}}]}\r\n\r\n'.encode()
+    + chunk(finish="stop")
+    + b"data: [DONE]\n\n"
+)
+
+
+def test_chunk_split_mid_line_gives_the_same_events():
+    whole = decode(STREAM)
+    for cut in range(1, len(STREAM)):
+        assert decode(STREAM[:cut], STREAM[cut:]) == whole, cut
+
+
+def test_random_splits_give_the_same_answer():
+    rng = random.Random(1234)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randint(1, 12)))
+        pieces = [STREAM[a:b] for a, b in zip([0, *cuts], [*cuts, len(STREAM)], strict=True)]
+        stream = assemble(*pieces)
+        assert stream.text == "Un lama caf\u00e9 \U0001f999"
+        assert stream.done
+
+
+def test_split_inside_a_multibyte_character_keeps_it_whole():
+    raw = "data: \U0001f999\u00e9\n\n".encode()
+    start = raw.index(b"\xf0")
+    for cut in range(start + 1, start + 4):
+        assert data(*decode(raw[:cut], raw[cut:])) == ["\U0001f999\u00e9"]
+
+
+def test_crlf_line_endings_split_between_cr_and_lf():
+    assert data(*decode(b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n")) == ["a", "b"]
+
+
+def test_lone_cr_ends_lines():
+    assert data(*decode(b"data: a\r\rdata: b\r\r")) == ["a", "b"]
+
+
+def test_comment_lines_are_skipped():
+    raw = b": OPENROUTER PROCESSING\n\n:keep-alive\ndata: x\n: between\n\n"
+    assert data(*decode(raw)) == ["x"]
+
+
+def test_multi_line_data_joined_with_newline():
+    assert data(*decode(b"data: one\ndata:two\ndata:  three\n\n")) == ["one\ntwo\n three"]
+
+
+def test_event_and_id_fields_are_kept():
+    (event,) = decode(b"event: error\nid: 7\ndata: {}\n\n")
+    assert (event.event, event.id, event.data) == ("error", "7", "{}")
+
+
+def test_unterminated_event_at_eof_is_dropped():
+    assert data(*decode(b"data: a\n\ndata: b\n")) == ["a"]
+
+
+def test_line_decoder_returns_last_unterminated_line_on_close():
+    decoder = LineDecoder()
+    assert decoder.feed(b"a\nb") == ["a"]
+    assert decoder.close() == ["b"]
+
+
+def test_done_ends_the_stream():
+    stream = assemble(chunk("hi"), b"data: [DONE]\n\n", chunk(" ignored"))
+    assert stream.done and stream.complete and stream.text == "hi"
+
+
+def test_error_chunk_inside_200_raises_with_providers_message():
+    error = {
+        "error": {"code": 502, "message": "Upstream provider disconnected"},
+        "choices": [{"delta": {"content": ""}, "finish_reason": "error"}],
+    }
+    with pytest.raises(ProviderError) as info:
+        assemble(chunk("partial"), frame(error))
+    assert "Upstream provider disconnected" in str(info.value)
+    assert info.value.retryable
+
+
+def test_finish_reason_error_without_top_level_error_raises():
+    with pytest.raises(ProviderError, match="overloaded"):
+        choice = {"delta": {}, "finish_reason": "error", "error": {"message": "overloaded"}}
+        assemble(frame({"choices": [choice]}))
+
+
+def test_usage_after_finish_reason_with_non_empty_choices():
+    usage = {"prompt_tokens": 20, "completion_tokens": 3, "cost": 0.0001}
+    stream = assemble(
+        chunk("cat"),
+        chunk(finish="stop"),
+        frame(
+            {
+                "choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                "usage": usage,
+            }
+        ),
+        b"data: [DONE]\n\n",
+    )
+    assert (stream.text, stream.finish_reason, stream.usage) == ("cat", "stop", usage)
+
+
+def test_usage_chunk_with_empty_choices():
+    usage = {"prompt_tokens": 5, "completion_tokens": 1}
+    stream = assemble(
+        chunk("a", finish="stop"),
+        frame({"choices": [], "usage": usage}),
+        b"data: [DONE]\n\n",
+    )
+    assert stream.usage == usage and stream.text == "a"
+
+
+def test_no_done_but_finish_reason_then_eof_is_complete():
+    stream = assemble(
+        b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n',
+        chunk("ok"),
+        chunk(finish="stop", usage={"prompt_tokens": 1}),
+    )
+    assert stream.complete and not stream.done and stream.text == "ok"
+
+
+def test_eof_before_finish_is_incomplete():
+    stream = assemble(chunk("half an ans"))
+    assert not stream.complete and stream.text == "half an ans"
+
+
+def test_only_comments_then_eof_is_incomplete():
+    stream = assemble(b": OPENROUTER PROCESSING\n\n", b": OPENROUTER PROCESSING\n\n")
+    assert not stream.complete and stream.text == ""
+
+
+def test_chunk_that_is_not_json_raises_retryable_error():
+    with pytest.raises(ProviderError) as info:
+        assemble(b"data: {not json\n\n")
+    assert info.value.retryable
