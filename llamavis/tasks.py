@@ -166,7 +166,9 @@ class Runner:
                 on_reset()
             answers += 1
             payload = self.payload(messages, stream=stream_to is not None)
-            return await self.client.chat(payload, on_delta=stream_to)
+            # A stream cut mid-way is asked again from the start: clear what was shown.
+            on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
+            return await self.client.chat(payload, on_delta=stream_to, on_retry=on_retry)
 
         resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
                                    max_retries=self.cfg.max_retries)
