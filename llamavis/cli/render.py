@@ -48,7 +48,11 @@ def note_skip(path: str, reason: str) -> None:
 
 
 def error_line(image: str, error: dict[str, str]) -> None:
-    _err(f"llamavis: {image}: {error.get('kind')}: {error.get('message')}")
+    """One line per failed image: what happened to which file, and its error kind."""
+    message = str(error.get("message", ""))
+    if not message.startswith(image):
+        message = f"{image}: {message}"
+    _err(f"llamavis: {message} [{error.get('kind')}]")
 
 
 def debug_line(message: str) -> None:
@@ -77,79 +81,6 @@ def answer_renderable(task: str, output: Any) -> Any:
     return Text(text)
 
 
-class LiveAnswer:
-    """Streams one answer to the terminal: a spinner, then Markdown that grows in place.
-
-    Finished paragraphs are printed for good above the live area, so an answer
-    longer than the screen neither flickers nor repeats lines.
-    """
-
-    def __init__(self, console: Any, task: str) -> None:
-        self.console = console
-        self.task = task
-        self.text = ""
-        self.printed = 0  # chars of self.text already printed for good
-        self.live: Any = None
-        self.streamed = False
-
-    def __enter__(self) -> LiveAnswer:
-        from rich.live import Live
-        from rich.spinner import Spinner
-
-        self.live = Live(Spinner("dots", text="asking Llama 3.2 Vision…"), console=self.console,
-                         transient=True, refresh_per_second=12, vertical_overflow="ellipsis")
-        self.live.__enter__()
-        return self
-
-    def delta(self, piece: str) -> None:
-        self.streamed = True
-        self.text += piece
-        tail = self.text[self.printed:]
-        cut = tail.rfind("\n\n")
-        if cut > 0 and tail[:cut].count("```") % 2 == 0:
-            self.live.console.print(answer_renderable(self.task, tail[:cut]))
-            self.printed += cut + 2
-        self.live.update(answer_renderable(self.task, self.text[self.printed:]))
-
-    def reset(self) -> None:
-        """A retried request starts over: forget the partial text not yet printed."""
-        self.text = self.text[: self.printed]
-
-    def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(*exc)
-        rest = self.text[self.printed:]
-        if rest.strip() and exc[0] is None:
-            self.console.print(answer_renderable(self.task, rest))
-
-
-class PlainAnswer:
-    """Streams one answer as plain, unbuffered text (a terminal with NO_COLOR or TERM=dumb)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.streamed = False
-        self.at_line_start = True
-
-    def __enter__(self) -> PlainAnswer:
-        return self
-
-    def delta(self, piece: str) -> None:
-        self.streamed = True
-        self.stream.write(safe_text(piece))
-        self.stream.flush()
-        self.at_line_start = piece.endswith("\n")
-
-    def reset(self) -> None:
-        if self.streamed:
-            self.stream.write("\n[retrying]\n")
-            self.stream.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.streamed and not self.at_line_start:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 class ResultSink:
     """Writes each finished result where the options say, as soon as it finishes."""
 
@@ -158,7 +89,7 @@ class ResultSink:
 
         self.task, self.single, self.sidecars = task, single, sidecars
         self.stdout = sys.stdout
-        self.live: LiveAnswer | PlainAnswer | None = None
+        self.live: Any = None
         self.progress_bar: Any = None
         self.quiet_stdout = bool(sidecars) and not (opts.get("json_out") or opts.get("jsonl"))
         if opts.get("jsonl"):
@@ -174,9 +105,12 @@ class ResultSink:
         self.show_progress = (not single and is_tty(sys.stderr)
                               and os.environ.get("TERM") != "dumb")
 
-    def live_stream(self) -> LiveAnswer | PlainAnswer | None:
+    def live_stream(self) -> Any:
+        """The live view of a single answer on a terminal (LiveAnswer or PlainAnswer), or None."""
         if not self.stream_live:
             return None
+        from .live import LiveAnswer, PlainAnswer
+
         if fancy(self.stdout):
             self.live = LiveAnswer(_console(self.stdout), self.task)
         else:
