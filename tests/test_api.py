@@ -1,0 +1,71 @@
+"""The Python API: llamavis.analyze and friends, with HTTP mocked in-process by respx."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+import llamavis
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+BASE = "http://127.0.0.1:8000/v1"
+
+
+def answer(text: str) -> httpx.Response:
+    return httpx.Response(200, json={
+        "id": "x", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1610, "completion_tokens": 3},
+    })
+
+
+@respx.mock(assert_all_called=True)
+def test_analyze_returns_a_result_with_the_spec_fields(respx_mock):
+    route = respx_mock.post(f"{BASE}/chat/completions").mock(return_value=answer("A red ball."))
+    result = llamavis.analyze(str(EXAMPLES / "shapes.jpg"), task="caption", provider="local", base_url=BASE)
+    assert result.ok and result.output == "A red ball."
+    assert set(result.to_dict()) >= {"image", "task", "provider", "model", "output", "raw", "usage",
+                                     "attempts", "cached", "elapsed_s", "error"}
+    sent = json.loads(route.calls[0].request.content)
+    assert [p["type"] for p in sent["messages"][0]["content"]] == ["image_url", "text"]
+
+
+@respx.mock
+def test_analyze_classify_lands_in_the_given_classes(respx_mock):
+    respx_mock.post(f"{BASE}/chat/completions").mock(return_value=answer("The image shows DOGS."))
+    result = llamavis.analyze(str(EXAMPLES / "shapes.jpg"), task="classify", classes=["cat", "Dog"],
+                              provider="local", base_url=BASE)
+    assert result.output == "Dog"
+
+
+def test_analyze_reports_a_bad_image_in_the_result(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    result = llamavis.analyze(str(bad), provider="local", base_url=BASE)
+    assert result.output is None and result.error["kind"] == "bad_image" and "bad.jpg" in result.error["message"]
+
+
+def test_analyze_without_a_key_raises_config_error():
+    with pytest.raises(llamavis.ConfigError, match="OPENROUTER_API_KEY"):
+        llamavis.analyze(str(EXAMPLES / "shapes.jpg"), provider="openrouter")
+
+
+@respx.mock
+def test_analyze_many_keeps_input_order(respx_mock):
+    respx_mock.post(f"{BASE}/chat/completions").mock(return_value=answer("ok"))
+    images = [str(EXAMPLES / n) for n in ("shapes.jpg", "sign.png", "receipt.png")]
+    results = llamavis.analyze_many(images, provider="local", base_url=BASE, concurrency=3, cache=False)
+    assert [r.image for r in results] == images and all(r.ok for r in results)
+
+
+def test_importing_llamavis_loads_no_cli_or_heavy_modules():
+    code = ("import sys, llamavis; heavy = {'typer', 'rich', 'httpx', 'PIL', 'pydantic', 'jsonschema'};"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
