@@ -33,6 +33,16 @@ def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
     ]
 
 
+_JSON_MODE_REFUSALS = ("response_format", "require_parameters", "no endpoints found",
+                       "grammar", "json_schema", "constraint")
+
+
+def _refuses_json_mode(exc: Exception) -> bool:
+    status = getattr(exc, "status", None)
+    text = str(exc).lower()
+    return status in (400, 404, 422) and any(word in text for word in _JSON_MODE_REFUSALS)
+
+
 class Runner:
     """Runs a TaskConfig over images, one at a time or many concurrently."""
 
@@ -53,6 +63,8 @@ class Runner:
         self.cache = cache
         self.stdin = stdin
         self.clock = clock
+        self.constrained_json = True  # until the endpoint refuses response_format
+        self._debug = debug
         self._client = client
         self._client_args = {"debug": debug, "sleep": sleep, "transport": transport,
                              "concurrency": concurrency}
@@ -113,10 +125,32 @@ class Runner:
         from .backends.client import build_payload
 
         spec = self.cfg.output_spec()
+        constrained = self.constrained_json
         return build_payload(
             self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
-            json_schema=spec.json_schema, json_wanted=spec.wants_json,
+            json_schema=spec.json_schema if constrained else None,
+            json_wanted=spec.wants_json and constrained,
         )
+
+    async def send(self, payload: dict[str, Any], **hooks: Any) -> Completion:
+        """Send one request; if the endpoint refuses response_format, fall back to prompt-only JSON.
+
+        OpenRouter answers 404 when no endpoint of the model honours the parameters we
+        require, and some local servers reject grammars: the prompt and the local
+        validation still hold the answer to the schema, so the run goes on without it.
+        """
+        from .errors import ProviderError
+
+        try:
+            return await self.client.chat(payload, **hooks)
+        except ProviderError as exc:
+            if "response_format" not in payload or not _refuses_json_mode(exc):
+                raise
+        self.constrained_json = False
+        if self._debug is not None:
+            self._debug("the endpoint refused response_format; validating prompt-only JSON instead")
+        payload = {k: v for k, v in payload.items() if k not in ("response_format", "provider")}
+        return await self.client.chat(payload, **hooks)
 
     # -- running ---------------------------------------------------------------
 
@@ -168,7 +202,7 @@ class Runner:
             payload = self.payload(messages, stream=stream_to is not None)
             # A stream cut mid-way is asked again from the start: clear what was shown.
             on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
-            return await self.client.chat(payload, on_delta=stream_to, on_retry=on_retry)
+            return await self.send(payload, on_delta=stream_to, on_retry=on_retry)
 
         resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
                                    max_retries=self.cfg.max_retries)

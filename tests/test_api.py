@@ -69,3 +69,19 @@ def test_importing_llamavis_loads_no_cli_or_heavy_modules():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@respx.mock
+def test_structured_falls_back_to_prompt_only_json_when_the_endpoint_refuses_response_format(respx_mock):
+    refusal = httpx.Response(404, json={"error": {
+        "message": "No endpoints found that can handle the requested parameters.", "code": 404}})
+    route = respx_mock.post("https://openrouter.ai/api/v1/chat/completions").mock(
+        side_effect=[refusal, answer('{"colour": "red"}')])
+    result = llamavis.analyze(str(EXAMPLES / "shapes.jpg"), task="structured", provider="openrouter",
+                              api_key="sk-or-test", schema={"type": "object",
+                                                            "properties": {"colour": {"type": "string"}},
+                                                            "required": ["colour"]})
+    assert result.ok and result.output == {"colour": "red"}
+    first, second = (json.loads(c.request.content) for c in route.calls)
+    assert first["response_format"]["type"] == "json_schema" and first["provider"] == {"require_parameters": True}
+    assert "response_format" not in second and "provider" not in second
