@@ -6,6 +6,7 @@ gets plain text and nothing else. Rich is imported only when a terminal needs it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -88,9 +89,13 @@ class ResultSink:
         from .. import outputs
 
         self.task, self.single, self.sidecars = task, single, sidecars
-        self.stdout = sys.stdout
         self.live: Any = None
-        self.progress_bar: Any = None
+        self.progress_bar: Progress | None = None
+        self.show_progress = (not single and is_tty(sys.stderr)
+                              and os.environ.get("TERM") != "dumb")
+        # Results on the terminal that shows the bar go above the bar, never through it.
+        shared = self.show_progress and is_tty(sys.stdout)
+        self.stdout: Any = AboveBar(sys.stdout, self) if shared else sys.stdout
         self.quiet_stdout = bool(sidecars) and not (opts.get("json_out") or opts.get("jsonl"))
         if opts.get("jsonl"):
             self.writer: Any = outputs.JsonlWriter(self.stdout)
@@ -102,8 +107,6 @@ class ResultSink:
             self.writer = None
         self.stream_live = (single and self.writer is None and not opts.get("no_stream")
                             and is_tty(self.stdout) and not self.quiet_stdout)
-        self.show_progress = (not single and is_tty(sys.stderr)
-                              and os.environ.get("TERM") != "dumb")
 
     def live_stream(self) -> Any:
         """The live view of a single answer on a terminal (LiveAnswer or PlainAnswer), or None."""
@@ -161,10 +164,37 @@ class ResultSink:
         usage = summary.usage
         cost = "cost unknown" if usage.cost_usd is None else f"${usage.cost_usd:.6f}"
         _err(
-            f"llamavis: {summary.succeeded} succeeded, {summary.failed} failed, {summary.cached} cached · "
-            f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens · "
-            f"{cost} · {summary.elapsed_s:.1f} s"
+            f"llamavis: {summary.succeeded} succeeded, {summary.failed} failed, "
+            f"{summary.cached} cached · {usage.prompt_tokens:,} in + {usage.completion_tokens:,} "
+            f"out tokens · {cost} · {summary.elapsed_s:.1f} s"
         )
+
+
+class AboveBar:
+    """stdout on the terminal that shows the progress bar: each line goes above the bar."""
+
+    def __init__(self, stream: Any, sink: ResultSink) -> None:
+        self.stream, self.sink, self.pending = stream, sink, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        lines, sep, self.pending = self.pending.rpartition("\n")
+        if sep:
+            bar = self.sink.progress_bar
+            if bar is None:
+                self.stream.write(lines + sep)
+            else:
+                bar.above(self.stream, lines + sep)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return is_tty(self.stream)
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
 
 
 class Progress:
@@ -186,7 +216,7 @@ class Progress:
             SpinnerColumn(), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), TextColumn("[red]{task.fields[failed]}"),
-            console=Console(file=sys.stderr), transient=False,
+            console=Console(file=sys.stderr), transient=False, redirect_stdout=False,
         )
         self.task_id = self.bar.add_task("images", total=total, rate="", failed="")
         self.bar.start()
@@ -196,6 +226,17 @@ class Progress:
         failed = f"{event.failed} failed" if event.failed else ""
         self.bar.update(self.task_id, completed=event.done, total=event.total,
                         rate=f"{rate:.1f} img/s", failed=failed)
+
+    def above(self, stream: Any, text: str) -> None:
+        """Write whole lines to another stream on the same terminal, above the bar."""
+        live = self.bar.live
+        # Rich redraws from a thread under this lock; hold it so no redraw lands mid-line.
+        with getattr(live, "_lock", contextlib.nullcontext()):
+            self.bar.console.file.write("\r\x1b[2K")  # the bar is one line: clear it
+            self.bar.console.file.flush()
+            stream.write(text)
+            stream.flush()
+            live.refresh()
 
     def stop(self) -> None:
         self.bar.stop()
