@@ -64,6 +64,9 @@ class FakeServer:
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # time.monotonic() when the first and the last SSE chunk of a stream went out
+        self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
         self._lock = threading.Lock()
         self._queue: list[Any] | None = list(reply) if isinstance(reply, list) else None
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -156,6 +159,9 @@ class FakeServer:
                 for line in lines:
                     self.wfile.write((line + "\n\n").encode())
                     self.wfile.flush()
+                    server.last_chunk_at = time.monotonic()
+                    if server.first_chunk_at is None:
+                        server.first_chunk_at = server.last_chunk_at
                     if reply.chunk_delay:
                         time.sleep(reply.chunk_delay)
                 self.close_connection = True

@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-keys_app = typer.Typer(help="Manage stored API keys (never printed).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Manage stored API keys (never printed).\n\nExample:  llamavis keys set openrouter",
+    no_args_is_help=True,
+)
 
 
 def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:

@@ -99,7 +99,7 @@ class LiveAnswer:
         """A retried request starts over: drop the partial answer, and say so if it showed."""
         self._cancel()
         if self.base or self.kept:
-            self.live.console.print("[dim]… the answer was cut off; asking again[/]")
+            self.console.print("[dim]… the answer was cut off; asking again[/]")
         self.text, self.base, self.kept, self.blocks = "", 0, 0, 0
         from rich.spinner import Spinner
 
@@ -108,9 +108,10 @@ class LiveAnswer:
     def __exit__(self, *exc: object) -> None:
         self._cancel()
         self.live.__exit__(*exc)
-        if exc[0] is None and self.text[self.base:].strip():
-            lines = self._render(self.text[self.base:])
-            self._keep(lines[self.kept:], self.console)
+        # Print the rest as the finished answer would look; after an error or Ctrl-C too,
+        # so that what was on the screen stays there.
+        if self.text[self.base:].strip():
+            self._keep(self._render(self.text[self.base:])[self.kept:])
 
     # -- drawing ----------------------------------------------------------------
 
@@ -120,23 +121,23 @@ class LiveAnswer:
         tail = self.text[self.base:]
         cut = block_end(tail)
         if cut:
-            self._keep(self._render(tail[:cut])[self.kept:], self.live.console)
+            self._keep(self._render(tail[:cut])[self.kept:])
             self.base, self.kept, self.blocks = self.base + cut, 0, self.blocks + 1
         lines = self._render(self.text[self.base:])
-        gap = [[]] if self._needs_gap(lines) else []
+        gap: list[list[Any]] = [[]] if self._needs_gap(lines) else []
         room = max(1, self.console.height - 2 - len(gap))
         if len(lines) - self.kept > room:  # the top of the block scrolls off: print it for good
-            self._keep(lines[self.kept:len(lines) - room], self.live.console)
+            self._keep(lines[self.kept:len(lines) - room])
             self.kept, gap = len(lines) - room, []
         self.live.update(Lines(gap + lines[self.kept:]), refresh=refresh)
 
-    def _keep(self, lines: list[list[Any]], console: Any) -> None:
-        """Print lines above the live area, for good (a blank line first between blocks)."""
+    def _keep(self, lines: list[list[Any]]) -> None:
+        """Print lines for good, above the live area (a blank line first between blocks)."""
         if not lines:
             return
         if self._needs_gap(lines):
             lines = [[], *lines]
-        console.print(Lines(lines))
+        self.console.print(Lines(lines))
 
     def _needs_gap(self, lines: list[list[Any]]) -> bool:
         """A blank line between blocks, as one document has, unless the block brings its own."""

@@ -14,7 +14,11 @@ from ..errors import ExitCode, LlamavisError
 app = typer.Typer(
     name="llamavis",
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    # The default_map gives unset flags a bool: typer >= 0.2x otherwise coerces them through
+    # pydantic, which `llamavis CMD --help` would import for nothing (tests/test_help.py).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                      "default_map": {"help": False, "install_completion": False,
+                                      "show_completion": False}},
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from typing import Any
+from typing import IO, Any, cast
 
 from ..types import Result
 
@@ -95,7 +95,7 @@ class ResultSink:
                               and os.environ.get("TERM") != "dumb")
         # Results on the terminal that shows the bar go above the bar, never through it.
         shared = self.show_progress and is_tty(sys.stdout)
-        self.stdout: Any = AboveBar(sys.stdout, self) if shared else sys.stdout
+        self.stdout = cast("IO[str]", AboveBar(sys.stdout, self)) if shared else sys.stdout
         self.quiet_stdout = bool(sidecars) and not (opts.get("json_out") or opts.get("jsonl"))
         if opts.get("jsonl"):
             self.writer: Any = outputs.JsonlWriter(self.stdout)
