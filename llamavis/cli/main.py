@@ -18,7 +18,7 @@ app = typer.Typer(
     # pydantic, which `llamavis CMD --help` would import for nothing (tests/test_help.py).
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
                       "default_map": {"help": False, "install_completion": False,
-                                      "show_completion": False}},
+                                      "show_completion": False, "keys": {"help": False}}},
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
