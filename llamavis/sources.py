@@ -248,7 +248,10 @@ def _list_entries(list_path: str, null_separated: bool, stdin: Any) -> Iterator[
 def _split(stream: IO[Any], null_separated: bool) -> Iterator[str]:
     sep = b"\0" if null_separated else b"\n"
     pending = b""
-    while chunk := stream.read(_CHUNK):
+    # read1: whatever has arrived; a buffered read(n) would wait for n bytes, so a list
+    # piped in slowly (find over a big tree) would start nothing until 64 KiB had come
+    read = getattr(stream, "read1", stream.read)
+    while chunk := read(_CHUNK):
         pending += os.fsencode(chunk) if isinstance(chunk, str) else chunk
         *complete, pending = pending.split(sep)
         yield from _clean(complete, null_separated)

@@ -112,7 +112,7 @@ def execute(task: str, opts: dict[str, Any]) -> int:
 def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
     skipped = 0
     for src in sources:
-        if sidecars.exists(src):
+        if sidecars.should_skip(src):  # --overwrite redoes them
             skipped += 1
             continue
         yield src
