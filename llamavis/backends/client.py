@@ -134,7 +134,7 @@ class ChatClient:
         limiter = self.limiter or contextlib.nullcontext()
         async with limiter as ticket:
             try:
-                completion = await self._exchange(payload, on_delta)
+                completion = await self._within_timeout(self._exchange(payload, on_delta))
             except RateLimited:
                 if self.limiter is not None:
                     self.limiter.rate_limited(ticket)
@@ -142,6 +142,19 @@ class ChatClient:
             if self.limiter is not None:
                 self.limiter.succeeded()
             return completion
+
+    async def _within_timeout(self, work: Awaitable[T]) -> T:
+        """The whole exchange within --timeout: httpx's timeout is per read, so a server
+        dripping bytes or keep-alive comments would otherwise hold a request forever."""
+        try:
+            return await asyncio.wait_for(work, self.timeout)
+        except asyncio.TimeoutError:
+            raise ProviderTimeout(
+                f"{self.spec.name} did not finish answering within {self.timeout:g} s",
+                provider=self.spec.name,
+                retryable=True,
+                hint="raise --timeout for slow models",
+            ) from None
 
     async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
         url = f"{self.base_url}/chat/completions"
@@ -158,7 +171,9 @@ class ChatClient:
             try:
                 self._log(f"{response.status_code} after {self._clock() - started:.2f} s")
                 if response.status_code >= 400:
-                    raise self._error(response, await response.aread())
+                    body = await response.aread()
+                    self._log_body(body)
+                    raise self._error(response, body)
                 kind = response.headers.get("content-type", "")
                 if payload.get("stream") and not kind.startswith("application/json"):
                     return await self._read_stream(response, payload, on_delta)
@@ -187,6 +202,10 @@ class ChatClient:
                     on_delta(piece)
                 if stream.done:
                     break
+        self._log(
+            f"stream ended: complete={stream.complete} finish_reason={stream.finish_reason} "
+            f"usage={json.dumps(stream.usage)} text={self._redact_text(one_line(stream.text, 300))!r}"
+        )
         if not stream.complete:
             raise NetworkError(f"{self.spec.name} stream ended before the answer was complete")
         return self._completion(
@@ -194,6 +213,7 @@ class ChatClient:
         )
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
+        self._log_body(body)
         data = self._json(body)
         if not isinstance(data, dict):
             raise self._bad_body(body)
@@ -236,6 +256,9 @@ class ChatClient:
         )
 
     async def _models_attempt(self) -> list[dict]:
+        return await self._within_timeout(self._models_exchange())
+
+    async def _models_exchange(self) -> list[dict]:
         url = f"{self.base_url}/models"
         self._log(f"GET {url}\nheaders: {json.dumps(self.headers(redact=True))}")
         with self._translated():
@@ -325,6 +348,16 @@ class ChatClient:
     def _log(self, line: str) -> None:
         if self._debug is not None:
             self._debug(line)
+
+    def _log_body(self, body: bytes) -> None:
+        if self._debug is not None:
+            text = one_line(body.decode("utf-8", errors="replace"), 1000)
+            self._debug(f"response: {self._redact_text(text)}")
+
+    def _redact_text(self, text: str) -> str:
+        """The key blanked out of anything a server sent back (some echo headers)."""
+        key = self._api_key
+        return text.replace(key, "***") if key and len(key) >= _MIN_SCRUB else text
 
 
 def _checked_base_url(url: str) -> str:
