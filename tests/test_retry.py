@@ -260,6 +260,20 @@ def test_limiter_halves_once_per_burst_and_recovers():
     assert limiter.current == 8  # +1 per 2 successes, never above the start
 
 
+def test_limiter_keeps_no_more_in_flight_than_a_burst_had_accepted():
+    limiter = AdaptiveLimiter(16)
+
+    async def go():
+        tickets = [await limiter.__aenter__() for _ in range(16)]
+        for ticket in tickets[:12]:  # 12 of 16 refused: the provider takes about 4
+            limiter.rate_limited(ticket)
+        for _ in tickets:
+            await limiter.__aexit__(None, None, None)
+
+    asyncio.run(go())
+    assert limiter.current == 4  # not 8, which would only earn a second burst of 429s
+
+
 def test_limiter_never_below_one():
     limiter = AdaptiveLimiter(2)
     for _ in range(5):

@@ -69,7 +69,9 @@ class AdaptiveLimiter:
 
     ``async with limiter as ticket:`` holds one slot; report the outcome with
     ``succeeded()`` or ``rate_limited(ticket)``. 429s from requests that started before
-    the last cut are one burst, so they cut the limit once, not once each.
+    the last cut are one burst, so they halve the limit once, not once each; but each
+    also says one fewer request was accepted, so the limit never stays above the burst's
+    size minus its refusals (16 sent, 12 refused: 4, not 8 and a second burst).
     """
 
     def __init__(self, limit: int, *, grow_after: int = 10) -> None:
@@ -79,6 +81,8 @@ class AdaptiveLimiter:
         self.grow_after = max(1, grow_after)
         self._successes = 0
         self._epoch = 0
+        self._burst = self.max  # the limit in force when the last cut happened
+        self._refused = 0  # 429s counted against that burst
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def __repr__(self) -> str:
@@ -115,12 +119,16 @@ class AdaptiveLimiter:
             self._wake()
 
     def rate_limited(self, ticket: int | None = None) -> None:
-        """A request got 429: halve the limit (at least 1), once per burst."""
-        if ticket is not None and ticket != self._epoch:
-            return
-        self.current = max(1, self.current // 2)
-        self._epoch += 1
-        self._successes = 0
+        """A request got 429: halve the limit (at least 1) once per burst, then one less each."""
+        if ticket is None or ticket == self._epoch:
+            self._burst, self._refused = self.current, 0
+            self.current = max(1, self.current // 2)
+            self._epoch += 1
+            self._successes = 0
+        elif ticket != self._epoch - 1:
+            return  # from an older burst, already accounted for
+        self._refused += 1
+        self.current = max(1, min(self.current, self._burst - self._refused))
 
     def _wake(self) -> None:
         free = self.current - self.in_flight
