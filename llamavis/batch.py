@@ -209,8 +209,8 @@ class _Batch:
             raise
         except LlamavisError as exc:
             return self._failed(source, exc.to_dict(), started)
-        except Exception as exc:
-            message = str(exc) or type(exc).__name__
+        except Exception as exc:  # a bug, not the provider's doing: say what it was
+            message = f"internal error: {type(exc).__name__}: {exc}".rstrip(": ")
             return self._failed(source, {"kind": "provider", "message": message}, started)
 
     def _failed(self, source: str, error: dict[str, str], started: float) -> Result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -181,6 +182,10 @@ class Runner:
             usage = getattr(exc, "usage", None)
             if isinstance(usage, Usage):
                 result.usage = usage
+        except Exception:
+            if self._debug is not None:  # a bug: --debug shows where (never local variables)
+                self._debug(f"internal error on {source}:\n{traceback.format_exc().rstrip()}")
+            raise
         result.elapsed_s = self.clock() - start
         return result
 

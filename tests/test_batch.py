@@ -119,7 +119,7 @@ def test_unexpected_errors_become_failed_results_and_the_batch_goes_on() -> None
     summary = asyncio.run(run_batch(paths(5), flaky, on_result=got.append, task="ocr"))
     errors = {r.image: r.error for r in got if r.error}
     assert errors == {
-        "img0001.jpg": {"kind": "provider", "message": "boom"},
+        "img0001.jpg": {"kind": "provider", "message": "internal error: RuntimeError: boom"},
         "img0002.jpg": {"kind": "bad_image", "message": "img0002.jpg: not an image"},
     }
     assert all(r.task == "ocr" for r in got if r.error)
