@@ -176,6 +176,8 @@ class Runner:
         except (ConfigError, UsageError):
             raise
         except LlamavisError as exc:
+            if self._debug is not None:
+                self._debug(f"{source}: " + "".join(traceback.format_exception(exc)).rstrip())
             result.error = exc.to_dict()
             result.raw = getattr(exc, "raw", None) or result.raw
             result.attempts = getattr(exc, "attempts", 0) or result.attempts

@@ -26,7 +26,10 @@ class Usage:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.cost_usd is not None:
+            d["cost_usd"] = round(self.cost_usd, 10)  # no float noise like 7.9183999999e-05
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage:

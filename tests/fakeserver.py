@@ -12,11 +12,13 @@ those to hand out in turn.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -69,6 +71,7 @@ class FakeServer:
         self.last_chunk_at: float | None = None
         self._lock = threading.Lock()
         self._queue: list[Any] | None = list(reply) if isinstance(reply, list) else None
+        ThreadingHTTPServer.request_queue_size = 128  # many clients connecting at once (-j 64)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -105,6 +108,11 @@ class FakeServer:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # Without TCP_NODELAY, Nagle's algorithm adds ~40 ms to each small reply.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:
                 self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
