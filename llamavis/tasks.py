@@ -211,8 +211,12 @@ class Runner:
             on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
             return await self.send(payload, on_delta=stream_to, on_retry=on_retry)
 
-        resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
-                                   max_retries=self.cfg.max_retries)
+        try:
+            resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
+                                       max_retries=self.cfg.max_retries)
+        except LlamavisError:
+            result.attempts = answers  # requests were sent even though none gave an answer
+            raise
         result.output = resolution.value
         result.raw = resolution.raw
         result.usage = resolution.usage

@@ -164,6 +164,17 @@ def test_a_stream_cut_midway_starts_over_with_a_note():
     assert screen.index("… the answer was cut off; asking again") < screen.index("Whole answer.")
 
 
+@pytest.mark.parametrize("env", [{}, {"NO_COLOR": "1"}], ids=["rich", "no-color"])
+def test_a_stream_that_fails_for_good_is_not_left_looking_like_the_answer(env):
+    cut = stream_lines("First part.\n\nPARTIAL " + WORDS)[:8]  # cut every time
+    with FakeServer(Reply(raw_stream=cut, chunk_delay=0.01)) as server:
+        run = caption_on_pty(server, "--max-retries", "0", rows=12, cols=120, env=env)
+    assert run.returncode == 1 and len(server.requests) == 1
+    text = "\n".join(run.screen(120, 12))
+    assert "incomplete" in text and "stream ended before the answer was complete" in text
+    assert "PARTIAL" not in text or env  # plain text cannot be taken back, but it is marked
+
+
 def test_a_class_waits_under_a_spinner_then_prints_once():
     with FakeServer(Reply(text="Outdoor", delay=0.3)) as server:
         run = run_on_pty("classify", SHAPES, "-c", "indoor,outdoor", "--base-url", server.url,

@@ -137,7 +137,10 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
         if live is None:
             return await runner.run(source)
         with live:
-            return await runner.run(source, on_delta=live.delta, on_reset=live.reset)
+            result = await runner.run(source, on_delta=live.delta, on_reset=live.reset)
+            if result.error is not None:
+                live.fail()  # a partial answer on the screen must not pass for the answer
+            return result
 
     try:
         summary = await run_batch(

@@ -105,6 +105,13 @@ class LiveAnswer:
 
         self.live.update(Spinner("dots", text="asking again…"), refresh=True)
 
+    def fail(self) -> None:
+        """The answer ended in an error: what is still live goes; what was printed is marked."""
+        self._cancel()
+        if self.base or self.kept:
+            self.console.print("[dim]… the answer above is incomplete: it failed (see below)[/]")
+        self.text = self.text[: self.base]
+
     def __exit__(self, *exc: object) -> None:
         self._cancel()
         self.live.__exit__(*exc)
@@ -175,6 +182,12 @@ class PlainAnswer:
         if self.streamed:
             self.stream.write("\n[retrying]\n")
             self.stream.flush()
+
+    def fail(self) -> None:
+        if self.streamed:
+            self.stream.write("\n[incomplete: the answer failed]\n")
+            self.stream.flush()
+            self.at_line_start = True
 
     def __exit__(self, *exc: object) -> None:
         if self.streamed and not self.at_line_start:
