@@ -1,0 +1,139 @@
+"""Measure llamavis on this machine and write BENCHMARKS.md: `python bench/run.py [--quick]`.
+
+Run it with the Python that has llamavis installed (e.g. /tmp/venv/bin/python). The full
+run takes a few minutes; --quick runs a reduced set in under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _check_environment() -> None:
+    try:
+        import httpx  # noqa: F401
+        import PIL  # noqa: F401
+        import typer  # noqa: F401
+
+        import llamavis  # noqa: F401
+    except ImportError as exc:
+        sys.exit(f"bench: {exc.name} is not importable from {sys.executable}; run this with "
+                 "the Python that has llamavis installed, e.g. /tmp/venv/bin/python bench/run.py")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a reduced set, under a minute")
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--no-llm-install", action="store_true",
+                        help="do not `pip install llm` into a throwaway venv for its --help time")
+    args = parser.parse_args()
+    _check_environment()
+
+    import gen
+    import report
+    import sec_batch
+    import sec_memory
+    import sec_prep
+    import sec_startup
+    import sec_stream
+    from common import Figure, Workdir
+    from loopback import Loopback
+
+    quick = args.quick
+    work = Workdir()
+    server = Loopback().start()
+    machine = report.describe_machine(REPO)
+    figures: list[Figure] = []
+    extra: dict[str, list[str]] = {}
+    durations: dict[str, float] = {}
+    failed = False
+
+    def section(name: str, fn) -> None:
+        nonlocal failed
+        print(f"bench: {name}...", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        try:
+            figures.extend(fn())
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the rest
+            failed = True
+            traceback.print_exc()
+            figures.append(Figure(name, f"{name}: the section failed", None, "",
+                                  note=f"PROBLEM: {type(exc).__name__}: {exc}"))
+        durations[name] = durations.get(name, 0.0) + time.monotonic() - start
+
+    try:
+        llm, llm_note = sec_startup.find_llm(install=not (quick or args.no_llm_install))
+        startup_help: list[float] = []
+
+        def startup() -> list:
+            out = sec_startup.startup_figures(work, 5 if quick else 15, llm, llm_note)
+            startup_help.append(out[0].value)
+            lines = ["", "Heavy modules imported (`python -X importtime`), with who imports them:", ""]
+            for args_ in (["--help"], ["caption", "--help"]):
+                found = sec_startup.heavy_imports(work, args_)
+                shown = "; ".join(found.values()) if found else "none"
+                lines.append(f"- `llamavis {' '.join(args_)}`: {shown}")
+            extra["startup"] = lines
+            return out
+
+        section("startup", startup)
+
+        def prepare() -> list:
+            heic = sec_prep.heif_installed()
+            images = gen.big_images(with_heic=heic)
+            note = "" if heic else "pillow_heif is not installed: HEIC not measured"
+            return sec_prep.prepare_figures(images, 2 if quick else 5, note)
+
+        section("prepare", prepare)
+
+        rounds = 5 if quick else 20
+        photos = gen.batch_folder(work.root, max(rounds * 64, 300 if quick else 1000), (640, 480))
+        httpx2 = sec_batch.httpx2_python(llm)
+        section("batch", lambda: sec_batch.throughput(server, work, photos, rounds,
+                                                      (64,) if quick else (16, 64), httpx2))
+        missed = [f for f in figures if f.section == "batch" and f.met is False]
+        if missed and not quick:
+            lines = sec_batch.profile_top(server, work, sec_batch.subset(photos, 10 * 64), 64)
+            extra["batch"] = ["", *[f"    {line}" for line in lines]]
+        section("ceiling", lambda: sec_batch.ceiling(server, work, photos, 300 if quick else 1000))
+
+        counts = (300, 1500) if quick else (1000, 10000)
+
+        def memory() -> list:
+            small = gen.batch_folder(work.root, counts[0], (64, 48), distinct=counts[0])
+            large = gen.batch_folder(work.root, counts[1], (64, 48), distinct=counts[1])
+            return sec_memory.memory_figures(server, work, small, large, counts)
+
+        section("memory", memory)
+        cached = 300 if quick else 1000
+        folders = {"640x480": sec_batch.subset(photos, cached)}
+        if not quick:
+            folders["64x48"] = gen.batch_folder(work.root, cached, (64, 48), distinct=cached)
+        section("cache", lambda: sec_memory.cache_figures(
+            server, work, folders, cached, startup_help[0] if startup_help else None))
+        image = sorted(photos.iterdir())[0]
+        section("stream", lambda: sec_stream.stream_figures(server, work, image, 20 if quick else 40))
+    finally:
+        server.stop()
+        work.cleanup()
+
+    machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.output.write_text(report.markdown(figures, machine, extra, quick, durations))
+    print(f"bench: wrote {args.output}", file=sys.stderr)
+    print()
+    report.print_table(figures)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
