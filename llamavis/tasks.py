@@ -165,11 +165,12 @@ class Runner:
                         model=self.cfg.model_id)
         try:
             image = await self.prepare(source)
-            key = self.cache_key(image)
-            # The store may wait on another process's lock: keep that off the event loop.
-            hit = await asyncio.to_thread(self.cache.get, key) if self.cache is not None else None
-            if hit is not None:
-                return self._from_cache(result, hit, start)
+            if self.cache is not None:
+                key = self.cache_key(image)
+                # The store may wait on another process's lock: keep that off the event loop.
+                hit = await asyncio.to_thread(self.cache.get, key)
+                if hit is not None:
+                    return self._from_cache(result, hit, start)
             await self._ask(result, image, on_delta, on_reset)
             if self.cache is not None:
                 await asyncio.to_thread(self.cache.put, key, result.to_dict())

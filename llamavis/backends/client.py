@@ -38,6 +38,9 @@ T = TypeVar("T")
 _MIN_SCRUB = 8  # shorter "keys" (Ollama's conventional "ollama") are not secrets
 
 
+POOL_CONNECTIONS = 8  # requests in flight per connection pool (see ChatClient._client)
+
+
 class ChatClient:
     """Sends chat-completions requests to one provider, with retries and streaming."""
 
@@ -71,7 +74,8 @@ class ChatClient:
         self.limiter = limiter
         self._sleep, self._transport, self._debug = sleep, transport, debug
         self._clock, self._wall_clock = clock, wall_clock
-        self._http: httpx.AsyncClient | None = None
+        self._pools: list[httpx.AsyncClient] = []
+        self._turn = 0
 
     def __repr__(self) -> str:
         return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
@@ -84,9 +88,9 @@ class ChatClient:
 
     async def aclose(self) -> None:
         """Close the connection pool (safe to call twice)."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.aclose()
 
     def headers(self, *, redact: bool = False) -> dict[str, str]:
         """Request headers; ``redact=True`` shows the key as ``***`` (for display)."""
@@ -280,13 +284,29 @@ class ChatClient:
     # -- helpers ----------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                transport=self._transport,
-            )
-        return self._http
+        """One of several small connection pools, in turn.
+
+        httpcore's pool does work per request that grows with its number of
+        connections (encode/httpcore#1035): one pool of 64 connections reached a
+        quarter of the ideal rate at -j 64 (BENCHMARKS.md). Pools of at most
+        POOL_CONNECTIONS each keep that cost small.
+        """
+        if not self._pools:
+            wanted = self.limiter.max if self.limiter is not None else 1
+            count = max(1, -(-wanted // POOL_CONNECTIONS))
+            # One TLS context for all pools: loading the CA bundle costs ~20 ms each time.
+            tls = httpx.create_ssl_context()
+            self._pools = [
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                    transport=self._transport,
+                    verify=tls,
+                )
+                for _ in range(count)
+            ]
+        self._turn = (self._turn + 1) % len(self._pools)
+        return self._pools[self._turn]
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
