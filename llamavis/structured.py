@@ -127,14 +127,18 @@ def _clean_classes(classes: Sequence[str]) -> list[str]:
     return cleaned
 
 
-class ClassSpec:
-    """Exactly one of the given classes, returned as the user spelled it."""
+class _ClassSet:
+    """A closed set of the user's classes: answers are plain text, checked locally."""
 
     wants_json = False
     json_schema: dict | None = None
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = _clean_classes(classes)
+
+
+class ClassSpec(_ClassSet):
+    """Exactly one of the given classes, returned as the user spelled it."""
 
     def check(self, text: str, *, truncated: bool = False) -> Check:
         """Map the reply onto one class; several or none named is wrong content."""
@@ -164,14 +168,8 @@ class ClassSpec:
                 f"spelled as listed, and nothing else:\n{_bullets(self.classes)}")
 
 
-class MultiClassSpec:
+class MultiClassSpec(_ClassSet):
     """Zero or more of the given classes, in the user's order; [] when none applies."""
-
-    wants_json = False
-    json_schema: dict | None = None
-
-    def __init__(self, classes: Sequence[str]) -> None:
-        self.classes = _clean_classes(classes)
 
     def check(self, text: str, *, truncated: bool = False) -> Check:
         """Keep the named classes; an answer naming only unknown labels is wrong content."""
