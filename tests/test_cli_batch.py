@@ -172,16 +172,8 @@ def test_400_piped_paths_give_400_own_answers_with_at_most_j_in_flight_and_rerun
     images400,
 ):
     with serve(echo(delay=0.02)) as server:
-        first = llamavis(
-            "caption",
-            "-j",
-            "16",
-            "--jsonl",
-            *LOCAL,
-            "--base-url",
-            server.url,
-            input=path_list(images400),
-        )
+        args = ("caption", "-j", "16", "--jsonl", *LOCAL, "--base-url", server.url)
+        first = llamavis(*args, input=path_list(images400))
         assert first.returncode == 0, first.stderr
         docs = jsonl(first.stdout)
         assert len(docs) == 400
@@ -193,16 +185,7 @@ def test_400_piped_paths_give_400_own_answers_with_at_most_j_in_flight_and_rerun
         assert server.max_in_flight <= 16
         assert server.max_in_flight >= 12  # the concurrency is real, not one at a time
 
-        again = llamavis(
-            "caption",
-            "-j",
-            "16",
-            "--jsonl",
-            *LOCAL,
-            "--base-url",
-            server.url,
-            input=path_list(images400),
-        )
+        again = llamavis(*args, input=path_list(images400))
         assert again.returncode == 0, again.stderr
         assert len(server.requests) == 400  # not one more request
     redo = jsonl(again.stdout)
