@@ -523,3 +523,16 @@ def test_all_succeeded_exits_0(tmp_path):
         proc = llamavis("caption", *map(str, photos), *LOCAL, "--base-url", server.url)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_a_folder_full_of_other_files_names_the_first_few_then_counts(tmp_path):
+    folder = tmp_path / "mixed"
+    make_images(folder, 1)
+    for i in range(12):
+        (folder / f"notes{i:02d}.txt").write_text("not an image")
+    with serve(echo()) as server:
+        proc = llamavis("caption", str(folder), "--jsonl", *LOCAL, "--base-url", server.url)
+    assert proc.returncode == 0, proc.stderr
+    skips = [line for line in proc.stderr.splitlines() if "skipping" in line]
+    assert len(skips) == 5
+    assert "skipped 12 entries in all" in proc.stderr

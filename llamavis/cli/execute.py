@@ -61,6 +61,9 @@ def config_from_options(task: str, opts: dict[str, Any]) -> TaskConfig:
     )
 
 
+SKIPS = render.SkipNotes()
+
+
 def image_sources(opts: dict[str, Any]) -> Iterator[str]:
     """The images named, expanded lazily; a piped stdin is a path list when none are named."""
     from ..sources import iter_sources
@@ -73,7 +76,7 @@ def image_sources(opts: dict[str, Any]) -> Iterator[str]:
     return iter_sources(
         images, recursive=opts.get("recursive", False), files_from=files_from,
         null_separated=opts.get("null", False), stdin=sys.stdin,
-        read_stdin_list=stdin_is_list, on_skip=render.note_skip,
+        read_stdin_list=stdin_is_list, on_skip=SKIPS,
     )
 
 
@@ -156,6 +159,7 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
         raise
     finally:
         out.close()
+        SKIPS.close()
         await runner.aclose()
         if cache is not None:
             cache.close()
@@ -193,6 +197,7 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
         "estimated_cost_usd": None if cost is None else round(cost, 8),
         "requests": requests,
     }
+    SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     price = "unknown (no price known for this model)" if cost is None else f"at most ${cost:.6f}"
     render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "

@@ -44,8 +44,25 @@ def note(message: str) -> None:
     _err(f"llamavis: {message}")
 
 
-def note_skip(path: str, reason: str) -> None:
-    note(f"skipping {path}: {reason}")
+class SkipNotes:
+    """Notes for files skipped in a directory: the first few by name, then one count.
+
+    A folder of a million photos with a sidecar beside each must not drown stderr.
+    """
+
+    SHOWN = 5
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, path: str, reason: str) -> None:
+        self.count += 1
+        if self.count <= self.SHOWN:
+            note(f"skipping {path}: {reason}")
+
+    def close(self) -> None:
+        if self.count > self.SHOWN:
+            note(f"skipped {self.count} entries in all (the first {self.SHOWN} named above)")
 
 
 def error_line(image: str, error: dict[str, str]) -> None:
