@@ -4,8 +4,10 @@ The three syntaxes, all giving ``{"type": "object", "properties": {...}, "requir
 with every field required and extra keys allowed:
 
 * ``--field KEY=DESCRIPTION`` (repeatable; Roboflow's ``output_structure``). A field is a
-  string unless its key carries a type after a colon: ``--field count:int=people visible``.
-  Only the part before the first ``=`` is the key, so descriptions may hold ``=`` and ``:``.
+  string unless its key carries a type after a colon or a space: ``--field count:int=people
+  visible`` or ``--field 'count int=people visible'`` (a second word that is no type name
+  stays part of the key). Only the part before the first ``=`` is the key, so descriptions
+  may hold ``=`` and ``:``.
 * concise, as in ``llm``: ``'count int: people visible, weather'`` -- fields separated by
   newlines when there is one, else by commas; ``NAME [TYPE][: DESCRIPTION]``.
 * JSON Schema, inline or in a file, checked against its own ``$schema`` draft (2020-12 by
@@ -63,6 +65,9 @@ def schema_from_fields(fields: Sequence[str]) -> dict:
         key, sep, description = raw.partition("=")
         name, colon, type_name = key.partition(":")
         name = name.strip()
+        words = name.split()
+        if not colon and len(words) == 2 and words[1].lower() in TYPES:
+            name, colon, type_name = words[0], ":", words[1]  # 'count int=...', as --help shows
         if not sep or not name:
             raise UsageError(
                 f"--field {raw!r}: expected KEY=DESCRIPTION, e.g. --field 'count:int=people visible'"

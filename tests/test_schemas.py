@@ -130,3 +130,19 @@ def test_schema_file_that_is_not_utf8_is_a_usage_error(tmp_path):
     path.write_bytes(b"\xff\xfe{")
     with pytest.raises(UsageError, match="not UTF-8"):
         load_schema(str(path))
+
+
+@pytest.mark.parametrize("field, name, kind", [
+    ("count int=people visible", "count", "integer"),  # the form --help and the README show
+    ("total number=amount paid", "total", "number"),
+    ("adult  bool = over 18", "adult", "boolean"),
+    ("count:int=people visible", "count", "integer"),
+])
+def test_field_type_may_follow_the_key_after_a_space_or_a_colon(field, name, kind):
+    schema = schema_from_fields([field])
+    assert list(schema["properties"]) == [name]
+    assert kind in schema["properties"][name]["type"]
+
+
+def test_field_key_with_a_space_but_no_type_word_stays_the_key():
+    assert list(schema_from_fields(["first name=as printed"])["properties"]) == ["first name"]
