@@ -1,7 +1,9 @@
 """One JSON Schema from three syntaxes (--field, concise, JSON Schema), and its validator.
 
 The three syntaxes, all giving ``{"type": "object", "properties": {...}, "required": [...]}``
-with every field required and extra keys allowed:
+with every field required and extra keys allowed. The two short syntaxes also allow ``null``
+for every field (``{"type": ["integer", "null"]}``): the structured prompt asks for null where
+a value is not visible, and an honest null beats a made-up value or a failed answer.
 
 * ``--field KEY=DESCRIPTION`` (repeatable; Roboflow's ``output_structure``). A field is a
   string unless its key carries a type after a colon or a space: ``--field count:int=people
@@ -42,7 +44,7 @@ def _object_schema(fields: list[tuple[str, str, str]], option: str) -> dict:
     for name, type_name, description in fields:
         if name in properties:
             raise UsageError(f"{option}: field {name!r} is given twice")
-        prop: dict[str, Any] = {"type": TYPES[type_name]}
+        prop: dict[str, Any] = {"type": [TYPES[type_name], "null"]}
         if description:
             prop["description"] = description
         properties[name] = prop

@@ -204,6 +204,9 @@ def _key(name: str) -> str:
 
 def _coerce(value: Any, kind: Any) -> Any:
     """A scalar turned into the schema's simple type where that is unambiguous, else as is."""
+    if isinstance(kind, list):  # ["integer", "null"]: coerce to the one non-null type
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
     if isinstance(value, bool) or not isinstance(kind, str):
         return value
     text = str(value).strip()

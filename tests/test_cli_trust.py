@@ -127,12 +127,12 @@ def test_structured_request_asks_for_constrained_json_where_the_provider_has_it(
         run_json(server, "structured", *FIELDS)
     fmt = server.requests[0]["response_format"]
     assert fmt["type"] == "json_schema"
-    assert fmt["json_schema"]["schema"]["properties"]["count"]["type"] == "integer"
+    assert fmt["json_schema"]["schema"]["properties"]["count"]["type"] == ["integer", "null"]
 
 
 def test_show_schema_prints_one_schema_from_each_syntax():
     a = json.loads(llamavis("structured", "--field", "name=the name", "--field", "age:int=years",
                             "--show-schema").stdout)
     b = json.loads(llamavis("structured", "--schema", "name: the name, age int: years", "--show-schema").stdout)
-    assert a["properties"]["age"]["type"] == b["properties"]["age"]["type"] == "integer"
+    assert a["properties"]["age"]["type"] == b["properties"]["age"]["type"] == ["integer", "null"]
     assert a["required"] == b["required"] == ["name", "age"]

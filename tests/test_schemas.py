@@ -24,6 +24,11 @@ EXPECTED = {
     },
     "required": ["count", "weather"],
 }
+# What the two short syntaxes build: the same fields, each also allowing null (not visible).
+NULLABLE = {**EXPECTED, "properties": {
+    "count": {"type": ["integer", "null"], "description": "people visible"},
+    "weather": {"type": ["string", "null"], "description": "the weather, e.g. sunny"},
+}}
 
 
 def test_three_syntaxes_give_the_same_schema(tmp_path):
@@ -31,25 +36,27 @@ def test_three_syntaxes_give_the_same_schema(tmp_path):
         ["count:int=people visible", "weather=the weather, e.g. sunny"])
     from_concise = load_schema("count int: people visible\nweather: the weather, e.g. sunny")
     path = tmp_path / "schema.json"
-    path.write_text(json.dumps(EXPECTED))
+    path.write_text(json.dumps(NULLABLE))
     assert from_fields == from_concise == load_schema(str(path)) == load_schema(
-        json.dumps(EXPECTED)) == EXPECTED
+        json.dumps(NULLABLE)) == NULLABLE
 
 
 def test_field_without_type_is_a_required_string():
     schema = schema_from_fields(["brand=Brand name on the label"])
-    assert schema["properties"]["brand"] == {"type": "string", "description": "Brand name on the label"}
+    assert schema["properties"]["brand"] == {"type": ["string", "null"],
+                                             "description": "Brand name on the label"}
     assert schema["required"] == ["brand"]
 
 
 def test_field_description_may_hold_equals_and_colons():
     schema = schema_from_fields(["ratio:float=width/height, as w:h=1.5"])
-    assert schema["properties"]["ratio"] == {"type": "number", "description": "width/height, as w:h=1.5"}
+    assert schema["properties"]["ratio"] == {"type": ["number", "null"],
+                                             "description": "width/height, as w:h=1.5"}
 
 
 def test_concise_comma_separated_types_default_to_string():
     schema = schema_from_concise("name, age int, height float: in metres, adult bool")
-    assert {k: v["type"] for k, v in schema["properties"].items()} == {
+    assert {k: v["type"][0] for k, v in schema["properties"].items()} == {
         "name": "string", "age": "integer", "height": "number", "adult": "boolean"}
     assert schema["required"] == ["name", "age", "height", "adult"]
 

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from llamavis import prompts
 from llamavis.errors import InvalidOutputError, RefusedError
-from llamavis.schemas import schema_from_concise
+from llamavis.schemas import schema_from_concise, schema_from_fields, schema_prompt
 from llamavis.structured import (
     ClassSpec,
     MultiClassSpec,
@@ -100,7 +101,7 @@ def test_malformed_answer_costs_exactly_one_text_only_reask():
     assert [m["role"] for m in reask] == ["user"]
     text = reask[0]["content"][0]["text"]
     assert "There are two people and it is sunny." in text
-    assert "- count (integer, required): people visible" in text
+    assert "- count (integer or null, required): people visible" in text
     assert result.usage == Usage(200, 20, 0.002)
 
 
@@ -351,3 +352,17 @@ def test_multi_classify_gibberish_braces_are_not_read_as_none_apply(answer):
     # A truncated gibberish answer once repaired to {} and passed as "no class applies".
     check = MultiClassSpec(MULTI).check(answer, truncated=True)
     assert not check.ok
+
+
+# --- a value that is not visible --------------------------------------------------------
+
+@pytest.mark.parametrize("schema", [
+    schema_from_fields(["shop=shop name", "total:float=amount paid", "items:int=lines"]),
+    schema_from_concise("shop: shop name\ntotal float: amount paid\nitems int: lines"),
+])
+def test_null_for_a_field_not_visible_is_accepted_as_the_prompt_asks(schema):
+    assert "Use null for a value that is not visible" in prompts.get("structured").user
+    ask = FakeAsk('{"shop": "ACME", "total": null, "items": "3"}')
+    result = run(ask, SchemaSpec(schema))
+    assert result.value == {"shop": "ACME", "total": None, "items": 3} and result.attempts == 1
+    assert "- total (number or null, required): amount paid" in schema_prompt(schema)
