@@ -72,12 +72,13 @@ def _same(a: str, b: str) -> bool:
     return a == b or not _forms(a).isdisjoint(_forms(b))
 
 
-def _tokens(text: str) -> tuple[list[str], list[int]]:
-    """The words of ``text`` and, for each, the number of its clause."""
+def _tokens(text: str) -> tuple[list[str], list[int], list[int], str]:
+    """The words of ``text``, each one's clause number and offset, and the normalised text."""
     norm = _normal(text)
     bounds = [m.start() for m in _CLAUSE_END.finditer(norm)]
     found = list(_TOKEN.finditer(norm))
-    return [m.group() for m in found], [bisect(bounds, m.start()) for m in found]
+    starts = [m.start() for m in found]
+    return [m.group() for m in found], [bisect(bounds, s) for s in starts], starts, norm
 
 
 @lru_cache(maxsize=8192)
@@ -85,25 +86,50 @@ def _class_words(name: str) -> tuple[str, ...]:
     return tuple(_tokens(name)[0])
 
 
+def _spelled(norm: str, at: int, candidates: list[int], classes: Sequence[str]) -> list[int]:
+    """Of classes with the same words (C, C++, C#), the longest spelled as is at offset ``at``.
+
+    Words alone cannot tell them apart; all of them when the text spells none exactly.
+    """
+    fits = []
+    for ci in candidates:
+        name = _normal(classes[ci]).strip()
+        first = _TOKEN.search(name)
+        start = at - (first.start() if first else 0)
+        if start >= 0 and norm.startswith(name, start):
+            fits.append((len(name), ci))
+    if not fits:
+        return candidates
+    longest = max(fits)[0]
+    return [ci for size, ci in fits if size == longest]
+
+
+_DECORATION = " \t\r\n*_`'\"."
+
+
 def _exact(text: str, classes: Sequence[str]) -> int | None:
-    """Index of the first class whose words are exactly the words of ``text``."""
-    words = _tokens(text)[0]
-    for ci, name in enumerate(classes):
-        cw = _class_words(name)
-        if cw and len(cw) == len(words) and all(map(_same, words, cw)):
-            return ci
-    return None
+    """Index of the class whose words are exactly the words of ``text`` (its spelling breaks ties)."""
+    words, _, starts, norm = _tokens(text)
+    if not words:  # classes of punctuation alone ("+", "-"): the whole answer, as spelled
+        bare = norm.strip(_DECORATION)
+        return next((ci for ci, name in enumerate(classes)
+                     if not _class_words(name) and bare and _normal(name).strip() == bare), None)
+    found = [ci for ci, name in enumerate(classes)
+             if len(cw := _class_words(name)) == len(words) and all(map(_same, words, cw))]
+    return _spelled(norm, starts[0], found, classes)[0] if found else None
 
 
 def _mentions(text: str, classes: Sequence[str]) -> list[tuple[int, bool]]:
     """(class index, negated) for each mention in ``text``, longest class winning overlaps."""
-    words, clauses = _tokens(text)
-    spans = []
+    words, clauses, starts, norm = _tokens(text)
+    by_span: dict[tuple[int, int], list[int]] = {}
     for ci, name in enumerate(classes):
         cw = _class_words(name)
         for i in range(len(words) - len(cw) + 1 if cw else 0):
             if all(_same(words[i + k], w) for k, w in enumerate(cw)):
-                spans.append((i, i + len(cw), ci))
+                by_span.setdefault((i, i + len(cw)), []).append(ci)
+    spans = [(i, j, ci) for (i, j), found in by_span.items()
+             for ci in _spelled(norm, starts[i], found, classes)]
     kept = [s for s in spans
             if not any(t[0] <= s[0] and s[1] <= t[1] and t[1] - t[0] > s[1] - s[0] for t in spans)]
     out = []

@@ -366,3 +366,31 @@ def test_null_for_a_field_not_visible_is_accepted_as_the_prompt_asks(schema):
     result = run(ask, SchemaSpec(schema))
     assert result.value == {"shop": "ACME", "total": None, "items": 3} and result.attempts == 1
     assert "- total (number or null, required): amount paid" in schema_prompt(schema)
+
+
+# --- classes told apart only by punctuation ---------------------------------------------
+
+LANGS = ["C", "C++", "C#", "Python"]
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("C++", "C++"),
+    ("**C#**", "C#"),
+    ("c", "C"),
+    ("The code is written in C++.", "C++"),
+    ('{"class": "C#"}', "C#"),
+    ("It's C, not C++.", "C"),
+])
+def test_classes_that_differ_only_in_punctuation_are_told_apart(answer, expected):
+    assert match_class(answer, LANGS) == expected
+
+
+def test_classes_of_punctuation_alone_are_matched():
+    assert match_class("+", ["+", "-"]) == "+"
+    assert match_class(" `-` ", ["+", "-"]) == "-"
+
+
+def test_multi_classify_keeps_the_class_spelled_with_punctuation():
+    check = MultiClassSpec(LANGS).check('["C++", "Python"]')
+    assert check.ok and check.value == ["C++", "Python"]
+    assert MultiClassSpec(LANGS).check("C#, C").value == ["C", "C#"]
