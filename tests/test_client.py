@@ -19,6 +19,7 @@ from llamavis.errors import (
     NetworkError,
     ProviderError,
     ProviderTimeout,
+    RefusedError,
     UsageError,
 )
 from llamavis.types import GenParams
@@ -371,3 +372,19 @@ def test_key_that_cannot_be_a_header_is_a_config_error():
     with pytest.raises(ConfigError) as info:
         client("openrouter", api_key="sk-or-v1-caf\u00e9-0123456789")
     assert "caf" not in str(info.value)
+
+
+def test_content_filtered_stream_is_refused_never_the_partial_answer(router):
+    route = router.post(CHAT).mock(
+        return_value=stream_response(sse(delta("The person in"), delta(finish="content_filter")))
+    )
+    with pytest.raises(RefusedError, match="content filter") as info:
+        chat(client(), payload(stream=True))
+    assert info.value.kind == "refused" and info.value.raw == "The person in"
+    assert route.call_count == 1  # a filter says the same again: not retried
+
+
+def test_content_filtered_empty_answer_is_refused(router):
+    router.post(CHAT).respond(json=answer("", finish="content_filter"))
+    with pytest.raises(RefusedError):
+        chat(client(), payload())

@@ -23,6 +23,7 @@ from ..errors import (
     ProviderError,
     ProviderTimeout,
     RateLimited,
+    RefusedError,
     UsageError,
 )
 from ..types import Completion
@@ -245,16 +246,26 @@ class ChatClient:
     def _completion(
         self, text: str, finish_reason: Any, usage: Any, model: Any, id_: Any, payload: dict
     ) -> Completion:
+        model_id = str(payload.get("model") or "")
+        counted = usage_from(usage, self.spec, model_id, count_images(payload))
+        if finish_reason == "content_filter":
+            # The provider's filter cut or withheld the answer: what came is not the answer,
+            # and asking again gets the same verdict.
+            raise RefusedError(
+                f"{self.spec.name}'s content filter stopped the answer",
+                raw=text or None,
+                usage=counted,
+                hint="the provider's moderation refused it; try another provider or model",
+            )
         if not text.strip():
             why = f" (finish_reason {finish_reason})" if finish_reason else ""
             raise ProviderError(
                 f"{self.spec.name} returned an empty answer{why}", provider=self.spec.name
             )
-        model_id = str(payload.get("model") or "")
         return Completion(
             text=text,
             finish_reason=str(finish_reason) if finish_reason else None,
-            usage=usage_from(usage, self.spec, model_id, count_images(payload)),
+            usage=counted,
             model=model if isinstance(model, str) and model else model_id or None,
             id=id_ if isinstance(id_, str) else None,
         )
