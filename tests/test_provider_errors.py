@@ -393,3 +393,12 @@ def test_retry_after_forms():
     assert retry_after_from({"x-ratelimit-reset": "1777248005000"}, now=NOW) == pytest.approx(5.0)
     assert retry_after_from({"Retry-After": "soon"}, now=NOW) is None
     assert retry_after_from({}, now=NOW) is None
+
+
+@pytest.mark.parametrize("chunk", [
+    {"error": {"code": "400", "message": "image could not be decoded"}},  # a status as a string
+    {"error": "Input validation error: too many images", "error_type": "validation"},  # TGI
+    {"error": {"message": "bad", "type": "invalid_request_error", "code": None}},  # OpenAI style
+])
+def test_in_band_client_errors_are_not_retried(chunk):
+    assert not error_from_chunk(chunk, "local").retryable

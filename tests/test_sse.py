@@ -183,3 +183,12 @@ def test_chunk_that_is_not_json_raises_retryable_error():
     with pytest.raises(ProviderError) as info:
         assemble(b"data: {not json\n\n")
     assert info.value.retryable
+
+
+def test_old_vllm_flat_error_chunk_raises_with_its_message():
+    # vLLM before 0.10.1 (the last to serve mllama is 0.10.2) streams errors flat.
+    flat = {"object": "error", "message": "prompt is too long for this model",
+            "type": "BadRequestError", "param": None, "code": 400}
+    with pytest.raises(ProviderError, match="prompt is too long") as info:
+        assemble(frame(flat))
+    assert not info.value.retryable

@@ -76,17 +76,25 @@ def error_from_chunk(chunk: Mapping[str, Any], provider: str) -> ProviderError:
     """The exception for an error inside a 200 answer (mid-stream, or finish_reason "error")."""
     info = _ErrorInfo(chunk)
     code = info.code
-    status = code if isinstance(code, int) else None
+    status = _status_code(code)
     if status is not None:
         retryable = retryable_status(status)
-    else:  # string or missing code: a provider failure after generation began
-        retryable = not re.search(r"invalid|bad_request|moderation|policy", str(code or ""), re.I)
+    else:  # a named or missing code: a provider failure after generation began, unless
+        # the code or type says the request itself was wrong (OpenAI type, TGI error_type)
+        retryable = not re.search(r"invalid|bad_request|validation|moderation|policy", info.kind, re.I)
     message = f"{provider} error during the answer: {info.message or 'no message given'}"
     if code is not None and str(code) not in message:
         message += f" (code {code})"
     return _class_for(status)(
         message, status=status, provider=provider, retryable=retryable, body=dict(chunk)
     )
+
+
+def _status_code(code: Any) -> int | None:
+    """An HTTP status carried as an error code: 502 or "502"; None for names like "server_error"."""
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    return code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code < 600 else None
 
 
 def retryable_status(status: int) -> bool:

@@ -158,7 +158,8 @@ class ChatStream:
             self.done = True
             return ""
         chunk = self._parse(event.data)
-        if chunk.get("error") or event.event == "error":
+        # {"error": ...}; old vLLM's flat {"object": "error", "message": ...}; event: error
+        if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":
             raise error_from_chunk(chunk, self.provider)
         self.id = self.id or _str_or_none(chunk.get("id"))
         self.model = self.model or _str_or_none(chunk.get("model"))
