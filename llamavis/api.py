@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from .settings import build_config
 from .types import Result
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run, or, where an event loop already runs in this thread (a Jupyter
+    notebook, an async web handler), asyncio.run on a worker thread: the caller asked
+    for a blocking call, and asyncio.run cannot nest."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work())
+    with ThreadPoolExecutor(1, thread_name_prefix="llamavis") as pool:
+        return pool.submit(lambda: asyncio.run(work())).result()
 
 
 async def analyze_async(image: str, task: str = "caption", *, cache: bool = False,
@@ -33,8 +48,10 @@ def analyze(image: str, task: str = "caption", **options: Any) -> Result:
     variables, provider, model, base_url, api_key, max_tokens, temperature, seed,
     max_retries, timeout, cache (bool, off by default). A missing key or a rejected
     one raises ConfigError/AuthError; problems with the image or answer do not.
+    Inside a running event loop (a notebook) it still blocks and works; from async
+    code, ``await analyze_async(...)`` instead keeps the loop free.
     """
-    return asyncio.run(analyze_async(image, task, **options))
+    return _run(lambda: analyze_async(image, task, **options))
 
 
 def analyze_many(images: Iterable[str], task: str = "caption", *, concurrency: int = 4,
@@ -63,5 +80,5 @@ def analyze_many(images: Iterable[str], task: str = "caption", *, concurrency: i
                 if store is not None:
                     store.close()
 
-    asyncio.run(main())
+    _run(main)
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -85,3 +86,17 @@ def test_structured_falls_back_to_prompt_only_json_when_the_endpoint_refuses_res
     first, second = (json.loads(c.request.content) for c in route.calls)
     assert first["response_format"]["type"] == "json_schema" and first["provider"] == {"require_parameters": True}
     assert "response_format" not in second and "provider" not in second
+
+
+@respx.mock
+def test_analyze_works_inside_a_running_event_loop_as_in_a_notebook(respx_mock):
+    respx_mock.post(f"{BASE}/chat/completions").mock(return_value=answer("A red ball."))
+    image = str(EXAMPLES / "shapes.jpg")
+
+    async def notebook_cell():
+        one = llamavis.analyze(image, provider="local", base_url=BASE)
+        many = llamavis.analyze_many([image], provider="local", base_url=BASE, cache=False)
+        return one, many
+
+    one, many = asyncio.run(notebook_cell())
+    assert one.output == "A red ball." and [r.output for r in many] == ["A red ball."]
