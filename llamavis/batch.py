@@ -158,6 +158,8 @@ class _Batch:
                         self._begin(item)
                 waiting = set(self.in_flight) | ({pending} if pending else set())
                 if not waiting:
+                    if self.budget_blocked and not self.exhausted:
+                        await self._look_for_more(sources)
                     return
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if pending in done:
@@ -168,6 +170,13 @@ class _Batch:
         finally:
             if pending is not None:
                 pending.cancel()
+
+    async def _look_for_more(self, sources: _Sources) -> None:
+        """Stopped by the budget: find out whether any source was left (else the batch is done)."""
+        item = sources.take_nowait()
+        if item is _WAIT:
+            item = await sources.next()
+        self.exhausted = item is _END
 
     def _may_start(self) -> bool:
         if self.exhausted or len(self.in_flight) >= self.concurrency:

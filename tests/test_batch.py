@@ -141,6 +141,15 @@ def test_max_cost_is_reported_only_when_something_was_left(n: int, reason) -> No
     assert summary.total == 2 and summary.stopped_reason == reason
 
 
+def test_a_streamed_source_that_ends_exactly_at_the_budget_was_not_stopped() -> None:
+    # A piped path list arrives as an iterator of unknown length: reaching the budget on
+    # its last image leaves nothing unstarted, so the batch was not cut short.
+    summary = asyncio.run(run_batch(iter(paths(2)), Tracker(), concurrency=1, max_cost=0.02))
+    assert (summary.total, summary.stopped_reason) == (2, None)
+    summary = asyncio.run(run_batch(iter(paths(3)), Tracker(), concurrency=1, max_cost=0.02))
+    assert (summary.total, summary.stopped_reason) == (2, "max_cost")
+
+
 def test_cached_results_cost_nothing_against_the_budget() -> None:
     fake = Tracker(cost=1.0, cached=True)
     summary = asyncio.run(run_batch(paths(20), fake, concurrency=4, max_cost=0.5))

@@ -443,6 +443,16 @@ def test_max_cost_stops_starting_requests_and_keeps_what_finished(tmp_path):
     assert proc.returncode == 1  # not every image was answered
 
 
+def test_max_cost_reached_by_the_last_image_is_a_finished_batch_exit_0(tmp_path):
+    photos = make_images(tmp_path, 2)
+    with serve(echo(cost=0.01)) as server:
+        proc = llamavis("caption", "-j", "1", "--max-cost", "0.02", *LOCAL, "--base-url",
+                        server.url, *map(str, photos))
+    assert len(server.requests) == 2
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped" not in proc.stderr
+
+
 def test_dry_run_over_a_folder_counts_requests_and_cost_and_sends_nothing(tmp_path):
     make_images(tmp_path / "folder", 7)
     (tmp_path / "folder" / "notes.md").write_text("#")
