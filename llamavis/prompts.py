@@ -71,9 +71,23 @@ def _hint(var: str) -> str:
     return _OPTION_HINTS.get(var, f" (give it with --var {var}=VALUE)")
 
 
+class _Text(string.Template):
+    """``$name`` and ``${name}`` are placeholders and ``$$`` is a dollar sign; any other
+    ``$`` ("above $5") is text, not the error string.Template makes of it."""
+
+    pattern = r"""
+    \$(?:
+      (?P<escaped>\$) |
+      (?P<named>(?a:[_a-z][_a-z0-9]*)) |
+      {(?P<braced>(?a:[_a-z][_a-z0-9]*))} |
+      (?P<invalid>(?!))
+    )
+    """
+
+
 def _substitute(text: str, variables: dict[str, str], name: str) -> str:
     try:
-        return string.Template(text).substitute(variables)
+        return _Text(text).substitute(variables)
     except KeyError as exc:
         var = exc.args[0]
         raise UsageError(f"template {name!r} uses ${var}, which has no value" + _hint(var)) from None
@@ -125,8 +139,11 @@ def available() -> dict[str, Path]:
 def get(name_or_path: str) -> Template:
     """A template by registry name, or from a .toml file path."""
     candidate = Path(name_or_path).expanduser()
-    if name_or_path.endswith(".toml") and candidate.is_file():
-        return load_file(candidate)
+    if name_or_path.endswith(".toml"):
+        if candidate.is_file():
+            return load_file(candidate)
+        raise UsageError(f"no such template file {name_or_path!r}",
+                         hint="give a .toml file or a name from `llamavis prompts`")
     files = available()
     if name_or_path not in files:
         known = ", ".join(sorted(files))
