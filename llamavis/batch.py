@@ -8,7 +8,8 @@ How a batch ends:
 
 - every source done: a ``BatchSummary`` is returned;
 - ``--max-cost`` reached: no new work starts, in-flight work finishes, the summary says
-  ``stopped_reason="max_cost"``;
+  ``stopped_reason="max_cost"`` (with a budget, the first request runs alone: until one
+  answer says what a request costs, a first wave of ``concurrency`` could overshoot it);
 - ``run_one`` raises a ``ConfigError`` (``AuthError``: the key is wrong) or a
   ``UsageError``: in-flight work is cancelled, what finished is delivered, the error is
   re-raised with ``.summary`` attached;
@@ -142,7 +143,7 @@ class _Batch:
         self.buffer: dict[int, Result] = {}  # ordered mode: finished, not yet delivered
         self.started = self.next_delivery = 0
         self.summary = BatchSummary(0, 0, 0, 0)
-        self.paid = 0  # finished results that were not cached (they cost money)
+        self.paid = 0  # finished results that sent requests (they cost money)
         self.exhausted = False
         self.budget_blocked = False
 
@@ -183,6 +184,8 @@ class _Batch:
             return False
         if self.ordered and self.started - self.next_delivery >= ORDER_WINDOW * self.concurrency:
             return False
+        if self.max_cost is not None and not self.paid and self.in_flight:
+            return False  # no answer has said yet what a request costs: one at a time till then
         if self._over_budget():
             self.budget_blocked = True
             return False
@@ -238,7 +241,7 @@ class _Batch:
         if result.cached:
             s.cached += 1
         else:
-            self.paid += 1
+            self.paid += result.attempts > 0
             s.usage = s.usage + result.usage
         self._deliver(index, result)
         if self.on_progress is not None:

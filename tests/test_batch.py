@@ -150,6 +150,15 @@ def test_a_streamed_source_that_ends_exactly_at_the_budget_was_not_stopped() -> 
     assert (summary.total, summary.stopped_reason) == (2, "max_cost")
 
 
+def test_max_cost_is_not_overshot_by_a_first_wave_of_concurrent_requests() -> None:
+    # Until one answer says what a request costs, only one request is in flight.
+    fake = Tracker()
+    summary = asyncio.run(run_batch(paths(100), fake, concurrency=16, max_cost=0.025))
+    assert summary.stopped_reason == "max_cost"
+    assert summary.usage.cost_usd == pytest.approx(0.02)
+    assert len(fake.started) == 2
+
+
 def test_cached_results_cost_nothing_against_the_budget() -> None:
     fake = Tracker(cost=1.0, cached=True)
     summary = asyncio.run(run_batch(paths(20), fake, concurrency=4, max_cost=0.5))
