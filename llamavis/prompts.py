@@ -71,18 +71,22 @@ def _hint(var: str) -> str:
     return _OPTION_HINTS.get(var, f" (give it with --var {var}=VALUE)")
 
 
+_PLACEHOLDER = r"""
+\$(?:
+  (?P<escaped>\$) |
+  (?P<named>(?a:[_a-z][_a-z0-9]*)) |
+  {(?P<braced>(?a:[_a-z][_a-z0-9]*))} |
+  (?P<invalid>(?!))
+)
+"""
+
+
 class _Text(string.Template):
     """``$name`` and ``${name}`` are placeholders and ``$$`` is a dollar sign; any other
     ``$`` ("above $5") is text, not the error string.Template makes of it."""
 
-    pattern = r"""
-    \$(?:
-      (?P<escaped>\$) |
-      (?P<named>(?a:[_a-z][_a-z0-9]*)) |
-      {(?P<braced>(?a:[_a-z][_a-z0-9]*))} |
-      (?P<invalid>(?!))
-    )
-    """
+    # string.Template compiles this str when the class is made; typeshed types the result.
+    pattern = _PLACEHOLDER  # type: ignore[assignment]
 
 
 def _substitute(text: str, variables: dict[str, str], name: str) -> str:
