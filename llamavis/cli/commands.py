@@ -56,7 +56,16 @@ def _body(task: str):
 
         if opts.get("show_schema"):
             raise typer.Exit(show_schema(task, opts))
-        raise typer.Exit(execute(task, opts))
+        try:
+            code = execute(task, opts)
+        except BrokenPipeError:
+            # The reader went away (`llamavis caption dir | head -1`): stop, quietly. Left
+            # to typer, it would exit 1, which says an image failed.
+            from .render import silence_stdout
+
+            silence_stdout()
+            code = 0
+        raise typer.Exit(code)
 
     return body
 

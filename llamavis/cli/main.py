@@ -90,9 +90,6 @@ def run(argv: list[str] | None = None) -> int:
         if _debug_requested(argv):
             _traceback()
         code = _fail(str(exc), exc.exit_code)
-    except BrokenPipeError:
-        _silence_stdout()
-        code = ExitCode.OK
     except Exception as exc:  # noqa: BLE001 - the one place an unexpected error is reported
         if _debug_requested(argv):
             _traceback()
@@ -115,13 +112,9 @@ def _flush() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        from .render import silence_stdout
 
-
-def _silence_stdout() -> None:
-    # Python flushes stdout at exit; point it at devnull so a closed pipe stays quiet.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+        silence_stdout()
 
 
 def entry() -> None:

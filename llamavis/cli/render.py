@@ -35,6 +35,12 @@ def fancy(stream: Any) -> bool:
     return is_tty(stream) and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ
 
 
+def silence_stdout() -> None:
+    """After a closed pipe: point stdout at devnull, so the flush at exit stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def _err(line: str) -> None:
     sys.stderr.write(safe_text(line) + "\n")
     sys.stderr.flush()
