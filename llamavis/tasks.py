@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
-from .errors import ConfigError, LlamavisError, UsageError
+from .errors import ConfigError, LlamavisError, RefusedError, UsageError
 from .settings import TaskConfig
 from .types import Completion, PreparedImage, Result, Usage
 
@@ -200,23 +200,31 @@ class Runner:
 
         spec = self.cfg.output_spec()
         stream_to = on_delta if isinstance(spec, TextSpec) else None
-        answers = 0
+        answers, spent = 0, Usage()
 
         async def ask(messages: list[dict[str, Any]]) -> Completion:
-            nonlocal answers
+            nonlocal answers, spent
             if answers and on_reset is not None:
                 on_reset()
             answers += 1
             payload = self.payload(messages, stream=stream_to is not None)
             # A stream cut mid-way is asked again from the start: clear what was shown.
             on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
-            return await self.send(payload, on_delta=stream_to, on_retry=on_retry)
+            try:
+                completion = await self.send(payload, on_delta=stream_to, on_retry=on_retry)
+            except RefusedError as exc:  # a content filter: what it cut short was paid for
+                if isinstance(exc.usage, Usage):
+                    spent = exc.usage = spent + exc.usage
+                raise
+            spent = spent + (completion.usage or Usage())
+            return completion
 
         try:
             resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
                                        max_retries=self.cfg.max_retries)
         except LlamavisError:
             result.attempts = answers  # requests were sent even though none gave an answer
+            result.usage = spent  # answers given before a later request failed were paid for
             raise
         result.output = resolution.value
         result.raw = resolution.raw

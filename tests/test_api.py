@@ -18,10 +18,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = "http://127.0.0.1:8000/v1"
 
 
-def answer(text: str) -> httpx.Response:
+def answer(text: str, finish: str = "stop") -> httpx.Response:
     return httpx.Response(200, json={
         "id": "x", "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
         "usage": {"prompt_tokens": 1610, "completion_tokens": 3},
     })
 
@@ -100,3 +100,25 @@ def test_analyze_works_inside_a_running_event_loop_as_in_a_notebook(respx_mock):
 
     one, many = asyncio.run(notebook_cell())
     assert one.output == "A red ball." and [r.output for r in many] == ["A red ball."]
+
+
+@respx.mock
+def test_usage_of_answers_given_is_kept_when_a_later_reask_fails(respx_mock):
+    failed = httpx.Response(400, json={"error": {"message": "context length exceeded", "code": 400}})
+    respx_mock.post(f"{BASE}/chat/completions").mock(side_effect=[answer('{"shade": "red"}'), failed])
+    result = llamavis.analyze(str(EXAMPLES / "shapes.jpg"), task="structured", provider="local",
+                              base_url=BASE, schema={"type": "object", "required": ["colour"],
+                                                     "properties": {"colour": {"type": "string"}}})
+    assert result.error["kind"] == "provider" and result.attempts == 2
+    assert result.usage.prompt_tokens == 1610 and result.usage.completion_tokens == 3
+
+
+@respx.mock
+def test_usage_adds_up_when_a_reask_is_stopped_by_the_content_filter(respx_mock):
+    respx_mock.post(f"{BASE}/chat/completions").mock(
+        side_effect=[answer('{"shade": "red"}'), answer("", finish="content_filter")])
+    result = llamavis.analyze(str(EXAMPLES / "shapes.jpg"), task="structured", provider="local",
+                              base_url=BASE, schema={"type": "object", "required": ["colour"],
+                                                     "properties": {"colour": {"type": "string"}}})
+    assert result.error["kind"] == "refused" and result.attempts == 2
+    assert result.usage.prompt_tokens == 2 * 1610
