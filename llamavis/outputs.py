@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from .errors import UsageError
 from .types import Result
 
 JSON_TASKS = frozenset({"structured", "classify", "multi-classify"})
@@ -160,6 +161,20 @@ class SidecarWriter:
         self.suffix = ".json" if task in JSON_TASKS else ".txt"
         self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
         self._claimed: dict[Path, str] = {}  # sidecar -> image that owns it in this run
+
+    def check_writable(self) -> None:
+        """Create the directory and prove a file can be written in it; UsageError if not.
+
+        Called before any request: an answer that cannot be kept must not be paid for.
+        """
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.out_dir, prefix=".llamavis-", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(f"--output-dir {self.out_dir}: cannot write sidecars there ({reason})") from None
 
     def path_for(self, image: str) -> Path:
         """The sidecar path of ``image``; stable for the rest of this run."""

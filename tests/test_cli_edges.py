@@ -5,6 +5,7 @@ The installed command against the loopback fake server, as tests/test_cli_tasks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeServer, Reply
+from test_cli_tasks import llamavis
 
 pytestmark = pytest.mark.subprocess
 
@@ -45,3 +47,28 @@ def test_a_reader_that_stops_early_ends_the_run_quietly_with_exit_0(tmp_path):
     assert stderr == ""
     assert code == 0
     assert len(server.requests) < 30  # the rest was never asked for
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_an_output_dir_that_cannot_be_written_is_one_usage_line_before_any_request(tmp_path, where):
+    (tmp_path / "file").write_text("not a directory")
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", str(SHAPES), *LOCAL, "--base-url", server.url,
+                        "--output-dir", str(tmp_path / where))
+    assert proc.returncode == 2, proc.stderr
+    assert server.requests == []  # nothing paid for that could not be kept
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "--output-dir" in lines[0] and str(tmp_path / where) in lines[0]
+    assert "internal error" not in proc.stderr
+
+
+def test_an_output_dir_without_write_permission_is_a_usage_error(tmp_path):
+    if sys.platform == "win32" or os.geteuid() == 0:
+        pytest.skip("root writes everywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", str(SHAPES), *LOCAL, "--base-url", server.url,
+                        "--output-dir", str(locked))
+    assert proc.returncode == 2 and server.requests == []
+    assert "Permission denied" in proc.stderr

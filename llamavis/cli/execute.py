@@ -103,6 +103,7 @@ def execute(task: str, opts: dict[str, Any]) -> int:
         roots = [Path(p) for p in opts.get("images") or [] if Path(p).is_dir()]
         sidecars = SidecarWriter(Path(opts["output_dir"]), task=task,
                                  overwrite=opts.get("overwrite", False), roots=roots)
+        sidecars.check_writable()
         sources = skip_done(sources, sidecars)
     if not single and render.is_tty(sys.stderr):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first.
