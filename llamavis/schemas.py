@@ -181,37 +181,57 @@ def validation_errors(schema: dict, value: Any, *, limit: int = 5) -> list[str]:
     return errors
 
 
-def _type_label(prop: dict) -> str:
+def _resolved(prop: Any, root: dict) -> dict:
+    """``prop`` with a local ``$ref`` ("#/$defs/item") replaced by its target; keys beside
+    the ``$ref`` (a description) win. A few hops at most: refs may be circular."""
+    if not isinstance(prop, dict):
+        return {}
+    for _ in range(8):
+        ref = prop.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~")) \
+                if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            break
+        prop = {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _type_label(prop: dict, root: dict) -> str:
     if "enum" in prop:
         return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
     if "const" in prop:
         return f"exactly {json.dumps(prop['const'])}"
-    kind = prop.get("type", "any")
+    kind = prop.get("type", "object" if "properties" in prop else "any")
     if isinstance(kind, list):
         kind = " or ".join(map(str, kind))
-    if kind == "array" and isinstance(prop.get("items"), dict):
-        kind = f"list of {_type_label(prop['items'])}"
+    items = _resolved(prop.get("items"), root)
+    if kind == "array" and items:
+        kind = f"list of {_type_label(items, root)}"
     if "format" in prop:
         kind += f", format {prop['format']}"
     return str(kind)
 
 
-def _describe(schema: dict, indent: str, lines: list[str], depth: int) -> None:
+def _describe(schema: dict, indent: str, lines: list[str], depth: int, root: dict) -> None:
     required = set(schema.get("required", ()))
     for name, prop in (schema.get("properties") or {}).items():
-        prop = prop if isinstance(prop, dict) else {}
-        flags = _type_label(prop) + (", required" if name in required else "")
+        prop = _resolved(prop, root)
+        flags = _type_label(prop, root) + (", required" if name in required else "")
         desc = prop.get("description") or prop.get("title") or ""
         lines.append(f"{indent}- {name} ({flags})" + (f": {desc}" if desc else ""))
-        nested = prop.get("items") if prop.get("type") == "array" else prop
-        if isinstance(nested, dict) and "properties" in nested and depth < 3:
-            _describe(nested, indent + "  ", lines, depth + 1)
+        nested = _resolved(prop.get("items"), root) if prop.get("type") == "array" else prop
+        if "properties" in nested and depth < 3:
+            _describe(nested, indent + "  ", lines, depth + 1, root)
 
 
 def schema_prompt(schema: dict) -> str:
     """A compact, human-readable list of the schema's fields, for prompts."""
     lines: list[str] = []
-    _describe(schema, "", lines, 0)
+    _describe(schema, "", lines, 0, schema)
     if not lines:  # no plain properties to list (e.g. only $ref / anyOf): show the schema
         return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
     return "\n".join(lines)

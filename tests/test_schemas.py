@@ -153,3 +153,20 @@ def test_field_type_may_follow_the_key_after_a_space_or_a_colon(field, name, kin
 
 def test_field_key_with_a_space_but_no_type_word_stays_the_key():
     assert list(schema_from_fields(["first name=as printed"])["properties"]) == ["first name"]
+
+
+def test_schema_prompt_follows_local_refs_to_defs(tmp_path):
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps({
+        "type": "object",
+        "$defs": {"item": {"type": "object", "required": ["name"],
+                           "properties": {"name": {"type": "string", "description": "as printed"},
+                                          "price": {"type": "number"}}}},
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                       "best": {"$ref": "#/$defs/item", "description": "the dearest line"}},
+        "required": ["items"],
+    }))
+    text = schema_prompt(load_schema(str(path)))
+    assert "- items (list of object, required)" in text
+    assert "  - name (string, required): as printed" in text and "  - price (number)" in text
+    assert "- best (object): the dearest line" in text
