@@ -181,7 +181,7 @@ def validation_errors(schema: dict, value: Any, *, limit: int = 5) -> list[str]:
     return errors
 
 
-def _resolved(prop: Any, root: dict) -> dict:
+def resolve_ref(prop: Any, root: dict) -> dict:
     """``prop`` with a local ``$ref`` ("#/$defs/item") replaced by its target; keys beside
     the ``$ref`` (a description) win. A few hops at most: refs may be circular."""
     if not isinstance(prop, dict):
@@ -208,7 +208,7 @@ def _type_label(prop: dict, root: dict) -> str:
     kind = prop.get("type", "object" if "properties" in prop else "any")
     if isinstance(kind, list):
         kind = " or ".join(map(str, kind))
-    items = _resolved(prop.get("items"), root)
+    items = resolve_ref(prop.get("items"), root)
     if kind == "array" and items:
         kind = f"list of {_type_label(items, root)}"
     if "format" in prop:
@@ -219,11 +219,11 @@ def _type_label(prop: dict, root: dict) -> str:
 def _describe(schema: dict, indent: str, lines: list[str], depth: int, root: dict) -> None:
     required = set(schema.get("required", ()))
     for name, prop in (schema.get("properties") or {}).items():
-        prop = _resolved(prop, root)
+        prop = resolve_ref(prop, root)
         flags = _type_label(prop, root) + (", required" if name in required else "")
         desc = prop.get("description") or prop.get("title") or ""
         lines.append(f"{indent}- {name} ({flags})" + (f": {desc}" if desc else ""))
-        nested = _resolved(prop.get("items"), root) if prop.get("type") == "array" else prop
+        nested = resolve_ref(prop.get("items"), root) if prop.get("type") == "array" else prop
         if "properties" in nested and depth < 3:
             _describe(nested, indent + "  ", lines, depth + 1, root)
 

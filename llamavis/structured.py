@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from .errors import InvalidOutputError, RefusedError, UsageError
 from .labels import match_class, parse_confidence, read_class, read_classes
 from .repair import CUT, REPAIRED, STRICT, extract_json, locate_json
-from .schemas import schema_prompt, validation_errors
+from .schemas import resolve_ref, schema_prompt, validation_errors
 from .types import Completion, Usage
 
 __all__ = [
@@ -223,6 +223,24 @@ def _coerce(value: Any, kind: Any) -> Any:
     return value
 
 
+def _fit(value: Any, schema: Any, root: dict) -> Any:
+    """``value`` with the safe fixes applied where ``schema`` says what each part should be."""
+    schema = resolve_ref(schema, root)
+    props = schema.get("properties")
+    if isinstance(value, dict) and isinstance(props, dict):
+        by_key = {_key(name): name for name in props}
+        fitted: dict[str, Any] = {}
+        for k, v in value.items():
+            name = str(k) if k in props else by_key.get(_key(k), str(k))
+            if name not in props and schema.get("additionalProperties") is False:
+                continue
+            fitted.setdefault(name, _fit(v, props[name], root) if name in props else v)
+        return fitted
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_fit(item, schema["items"], root) for item in value]
+    return _coerce(value, schema.get("type"))
+
+
 class SchemaSpec:
     """A JSON object that validates against a JSON Schema."""
 
@@ -234,21 +252,13 @@ class SchemaSpec:
         self.fields = schema_prompt(schema)
 
     def fit(self, value: Any) -> tuple[Any, bool]:
-        """Safe local fixes: unwrap [obj], match key case/spacing, coerce '3' → 3; (value, changed)."""
+        """Safe local fixes: unwrap [obj], match key case/spacing, coerce '3' → 3, at any depth;
+        (value, changed)."""
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
             return self.fit(value[0])[0], True
-        props = self.schema.get("properties")
-        if not isinstance(value, dict) or not isinstance(props, dict):
-            return value, False
-        fitted: dict[str, Any] = {}
-        by_key = {_key(name): name for name in props}
-        for k, v in value.items():
-            name = str(k) if k in props else by_key.get(_key(k), str(k))
-            if name not in props and self.schema.get("additionalProperties") is False:
-                continue
-            prop = props.get(name)
-            fitted.setdefault(name, _coerce(v, prop.get("type")) if isinstance(prop, dict) else v)
-        return fitted, fitted != value or list(fitted) != list(value)
+        fitted = _fit(value, self.schema, self.schema)
+        keys_moved = isinstance(value, dict) and list(fitted) != list(value)
+        return fitted, fitted != value or keys_moved
 
     def check(self, text: str, *, truncated: bool = False) -> Check:
         """Find, repair locally and validate the JSON; say why it fails."""

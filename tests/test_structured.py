@@ -394,3 +394,15 @@ def test_multi_classify_keeps_the_class_spelled_with_punctuation():
     check = MultiClassSpec(LANGS).check('["C++", "Python"]')
     assert check.ok and check.value == ["C++", "Python"]
     assert MultiClassSpec(LANGS).check("C#, C").value == ["C", "C#"]
+
+
+def test_local_fixes_reach_nested_objects_and_lists():
+    item = {"type": "object", "required": ["name", "qty"],
+            "properties": {"name": {"type": "string"}, "qty": {"type": "integer"}}}
+    schema = {"type": "object", "required": ["items", "shop"], "$defs": {"item": item},
+              "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                             "shop": {"type": "object", "properties": {"zip": {"type": "string"}}}}}
+    ask = FakeAsk('{"items": [{"Name": "tea", "qty": "2"}], "shop": {"zip": 10115}}')
+    result = run(ask, SchemaSpec(schema))
+    assert result.value == {"items": [{"name": "tea", "qty": 2}], "shop": {"zip": "10115"}}
+    assert result.attempts == 1 and result.repaired
