@@ -36,3 +36,10 @@ def test_a_template_without_user_text_is_a_config_error_naming_the_file(tmp_path
 def test_a_template_path_that_does_not_exist_says_so(tmp_path):
     with pytest.raises(UsageError, match="no such template file"):
         prompts.get(str(tmp_path / "missing.toml"))
+
+
+def test_ocr_prompt_never_asks_for_an_empty_answer():
+    # An empty answer is an error of kind provider (the contract), so an image without
+    # text must get a short non-empty reply, not a failure.
+    text = build_config("ocr", provider="local").prompt_text.lower()
+    assert "empty" not in text and "(no text)" in text
