@@ -56,8 +56,8 @@ _NO_FENCES = "no prose, no code fences"
 def detect_refusal(text: str) -> bool:
     """True when the whole reply is the model declining ("I can't help with identifying...")."""
     text = text.strip().replace("\u2019", "'").replace("\u2018", "'")
-    if not text or len(text) > _REFUSAL_MAX_CHARS:
-        return False
+    if not text or len(text) > _REFUSAL_MAX_CHARS or text.isupper():
+        return False  # capitals are a sign or a shirt read out ("I WILL NOT SHARE MY FOOD")
     return bool(_REFUSAL.match(text)) and not _PIVOT.search(text)
 
 

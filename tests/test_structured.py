@@ -215,6 +215,9 @@ def test_refusals_are_recognised(text):
     "I cannot determine the breed from this image.",
     "I can't identify the people in this photo, but I can tell you there are three of them.",
     "",
+    "SORRY, I CANNOT ACCOMMODATE PETS",  # signs and shirts read out by OCR are in capitals
+    "I WILL NOT SHARE MY FOOD",
+    "I CAN'T DO THIS ANYMORE\nMONDAY AGAIN",
 ])
 def test_normal_answers_and_signs_are_not_refusals(text):
     assert not detect_refusal(text)
