@@ -51,6 +51,8 @@ def load_keys() -> dict[str, str]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read keys file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        text = ""  # not UTF-8: reported as not valid JSON below
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -59,7 +61,12 @@ def load_keys() -> dict[str, str]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"keys file {path} must hold a JSON object")
-    return {str(k): str(v) for k, v in data.items() if not str(k).startswith("//")}
+    keys = {k: v for k, v in data.items() if not k.startswith("//")}
+    for name, value in keys.items():
+        if not isinstance(value, str):  # never str() it: null would become the key "None"
+            raise ConfigError(f"keys file {path}: the key for {name!r} must be a string",
+                              hint=f"fix it, or remove the entry and run `llamavis keys set {name}`")
+    return keys
 
 
 def store_key(provider: str, key: str) -> Path:
