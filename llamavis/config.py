@@ -74,17 +74,24 @@ def store_key(provider: str, key: str) -> Path:
     keys = load_keys()
     keys[provider] = key
     path = keys_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"//": _NOTE, **dict(sorted(keys.items()))}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(path, json.dumps(payload, indent=2) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write keys file {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace path with text, atomically, readable by its owner only."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keys-", suffix=".json")
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     os.chmod(path, 0o600)
-    return path

@@ -67,6 +67,18 @@ def test_a_broken_keys_file_exits_3_with_one_line(content):
     assert "internal error" not in proc.stderr
 
 
+def test_a_keys_file_that_cannot_be_written_is_a_config_error(monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ConfigError, match="cannot write keys file .*Permission denied") as info:
+        store_key("openrouter", "a-secret-key")
+    assert "a-secret-key" not in str(info.value)
+
+
 def test_keys_set_where_the_config_dir_cannot_be_made_exits_3_with_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     env = {"LLAMAVIS_CONFIG_DIR": str(tmp_path / "file" / "llamavis")}
