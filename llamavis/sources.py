@@ -141,6 +141,8 @@ def iter_sources(
     ``read_stdin_list`` (set it when no IMAGE was given and standard input is a pipe)
     reads standard input as a path list when ``args`` is empty and no ``files_from`` is given.
     """
+    if list(args).count("-") > 1:
+        raise UsageError("standard input ('-') can carry one image only; give '-' once")
     list_on_stdin = files_from == "-" or (read_stdin_list and not args and files_from is None)
     if list_on_stdin and "-" in args:
         raise UsageError("standard input cannot carry both the list of paths and an image ('-')")

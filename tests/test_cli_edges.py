@@ -72,3 +72,11 @@ def test_an_output_dir_without_write_permission_is_a_usage_error(tmp_path):
                         "--output-dir", str(locked))
     assert proc.returncode == 2 and server.requests == []
     assert "Permission denied" in proc.stderr
+
+
+def test_stdin_image_given_twice_is_a_usage_error_not_an_empty_image():
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", "-", "-", *LOCAL, "--base-url", server.url,
+                        input=SHAPES.read_bytes())
+    assert proc.returncode == 2, proc.stderr
+    assert "standard input" in proc.stderr and server.requests == []

@@ -254,3 +254,9 @@ def test_stdin_cannot_be_both_list_and_image():
 def test_missing_files_from_list_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="nope.txt: no such file"):
         iter_sources([], files_from=str(tmp_path / "nope.txt"))
+
+
+def test_stdin_image_named_twice_is_a_usage_error():
+    # Standard input can be read once: a second '-' would be an empty image.
+    with pytest.raises(UsageError, match="standard input"):
+        iter_sources(["-", "photo.jpg", "-"], stdin=io.BytesIO(b""))
