@@ -35,6 +35,7 @@ TYPES = {
     "bool": "boolean", "boolean": "boolean",
 }
 _TYPE_HELP = "use str, int, float or bool"
+_SCHEMA_SUFFIXES = (".json", ".schema", ".yaml", ".yml", ".txt")
 _OBJECT_KEYWORDS = ("type", "properties", "$ref", "allOf", "anyOf", "oneOf", "required")
 
 
@@ -109,9 +110,18 @@ def _read_schema_text(arg: str) -> tuple[str, str]:
             return arg, "value"
         except OSError as exc:
             raise UsageError(f"--schema: cannot read {arg!r}: {exc.strerror or exc}") from None
-        if arg.strip().lower().endswith(".json"):
+        if _looks_like_a_path(arg):
             raise UsageError(f"--schema: no such file {arg!r}")
     return arg, "value"
+
+
+def _looks_like_a_path(arg: str) -> bool:
+    """A --schema value that names a file rather than fields (so a typo is not a field)."""
+    arg = arg.strip()
+    if not arg or any(c.isspace() or c in ",:" for c in arg):
+        return False
+    suffix = Path(arg).suffix.lower()
+    return "/" in arg or "\\" in arg or arg.startswith("~") or suffix in _SCHEMA_SUFFIXES
 
 
 def load_schema(arg: str | dict) -> dict:

@@ -80,6 +80,9 @@ def test_duplicate_field_is_a_usage_error():
     '{"name": "string"}',  # not a JSON Schema at all
     '{"type": "array", "items": {"type": "string"}}',  # not an object
     "missing.json",
+    "schemas/receipt",  # a path that is not there is not a one-field concise schema
+    "~/receipt.schema",
+    "receipt.yaml",
     "count integr: people",
     "",
 ])
@@ -170,3 +173,8 @@ def test_schema_prompt_follows_local_refs_to_defs(tmp_path):
     assert "- items (list of object, required)" in text
     assert "  - name (string, required): as printed" in text and "  - price (number)" in text
     assert "- best (object): the dearest line" in text
+
+
+def test_a_missing_schema_path_says_no_such_file():
+    with pytest.raises(UsageError, match="no such file 'schemas/receipt'"):
+        load_schema("schemas/receipt")
