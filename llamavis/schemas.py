@@ -82,7 +82,10 @@ def schema_from_fields(fields: Sequence[str]) -> dict:
 
 def schema_from_concise(spec: str) -> dict:
     """Turn llm's concise syntax (``'count int: people visible, weather'``) into a schema."""
-    parts = spec.split("\n") if "\n" in spec else spec.split(",")
+    by_comma = "\n" not in spec
+    parts = spec.split(",") if by_comma else spec.split("\n")
+    # With commas between fields, a comma inside a description starts a "field" (as in llm).
+    hint = "separate fields with newlines when a description holds a comma" if by_comma else None
     parsed = []
     for part in filter(None, (p.strip() for p in parts)):
         head, _, description = part.partition(":")
@@ -90,9 +93,12 @@ def schema_from_concise(spec: str) -> dict:
         if not words or len(words) > 2:
             raise UsageError(
                 f"--schema: cannot read field {part!r}; expected 'NAME [TYPE]: DESCRIPTION', "
-                "e.g. 'count int: people visible, weather'"
-            )
-        type_name = _check_type(words[1], words[0], "--schema") if len(words) == 2 else "str"
+                "e.g. 'count int: people visible, weather'", hint=hint)
+        try:
+            type_name = _check_type(words[1], words[0], "--schema") if len(words) == 2 else "str"
+        except UsageError as exc:
+            exc.hint = hint
+            raise
         parsed.append((words[0], type_name, description.strip()))
     return _object_schema(parsed, "--schema")
 

@@ -178,3 +178,9 @@ def test_schema_prompt_follows_local_refs_to_defs(tmp_path):
 def test_a_missing_schema_path_says_no_such_file():
     with pytest.raises(UsageError, match="no such file 'schemas/receipt'"):
         load_schema("schemas/receipt")
+
+
+def test_concise_comma_inside_a_description_points_to_newlines():
+    with pytest.raises(UsageError, match="newline"):
+        load_schema("name, total float: amount paid, in euros")
+    assert list(load_schema("name\ntotal float: amount paid, in euros")["properties"]) == ["name", "total"]
