@@ -87,6 +87,11 @@ def _read_capped(stream: IO[bytes], max_bytes: int, name: str) -> bytes:
     return data
 
 
+def shown(source: str) -> str:
+    """A source as messages show it: a URL with any password in it masked."""
+    return _shown(source) if is_url(source) else source
+
+
 def _shown(url: str) -> str:
     """The URL for messages, with any password in it masked."""
     parts = urlsplit(url)

@@ -80,3 +80,12 @@ def test_stdin_image_given_twice_is_a_usage_error_not_an_empty_image():
                         input=SHAPES.read_bytes())
     assert proc.returncode == 2, proc.stderr
     assert "standard input" in proc.stderr and server.requests == []
+
+
+def test_a_password_in_an_image_url_never_shows_in_the_error_line():
+    with FakeServer("an answer") as server:  # its GET answers JSON: not an image
+        url = server.url.replace("http://", "http://user:s3cret-pw@") + "/models"
+        proc = llamavis("caption", url, *LOCAL, "--base-url", server.url)
+    assert proc.returncode == 1
+    assert "s3cret-pw" not in proc.stderr
+    assert proc.stderr.count("user:***@") == 1 and "not an image" in proc.stderr

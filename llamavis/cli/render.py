@@ -73,7 +73,11 @@ class SkipNotes:
 
 def error_line(image: str, error: dict[str, str]) -> None:
     """One line per failed image: what happened to which file, and its error kind."""
-    message = str(error.get("message", ""))
+    from ..sources import shown
+
+    masked = shown(image)  # never a password in a URL
+    message = str(error.get("message", "")).replace(image, masked)
+    image = masked
     if not message.startswith(image):
         message = f"{image}: {message}"
     _err(f"llamavis: {message} [{error.get('kind')}]")
