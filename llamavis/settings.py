@@ -188,6 +188,10 @@ def build_config(
                        schema=schema, extra=variables or {})
     )
     base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
+    if base_url:
+        from .backends.client import checked_base_url
+
+        base_url = checked_base_url(base_url)  # a UsageError now, not once per image
     spec = pick_provider(provider, base_url, api_key)
     key = find_key(spec, api_key, required=require_key)
     model = model or os.environ.get("LLAMAVIS_MODEL") or None

@@ -43,3 +43,4 @@ def test_ocr_prompt_never_asks_for_an_empty_answer():
     # text must get a short non-empty reply, not a failure.
     text = build_config("ocr", provider="local").prompt_text.lower()
     assert "empty" not in text and "(no text)" in text
+

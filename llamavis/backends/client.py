@@ -33,7 +33,7 @@ from .providers import ProviderSpec
 from .retry import AdaptiveLimiter, RetryPolicy, retrying
 from .sse import ChatStream, aiter_events
 
-__all__ = ["ChatClient", "build_payload", "redact_payload"]
+__all__ = ["ChatClient", "build_payload", "checked_base_url", "redact_payload"]
 
 T = TypeVar("T")
 _MIN_SCRUB = 8  # shorter "keys" (Ollama's conventional "ollama") are not secrets
@@ -62,7 +62,7 @@ class ChatClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
-        self.base_url = _checked_base_url(base_url or spec.base_url)
+        self.base_url = checked_base_url(base_url or spec.base_url)
         self._api_key = (api_key or "").strip() or None
         if self._api_key and not (self._api_key.isascii() and self._api_key.isprintable()):
             raise ConfigError(
@@ -391,7 +391,7 @@ class ChatClient:
         return text.replace(key, "***") if key and len(key) >= _MIN_SCRUB else text
 
 
-def _checked_base_url(url: str) -> str:
+def checked_base_url(url: str) -> str:
     """The base URL without its trailing slash, or a UsageError if it is not http(s)."""
     try:
         parsed = httpx.URL(url.strip())

@@ -1,0 +1,15 @@
+"""Options resolved into a TaskConfig: what is wrong with them is said before any image."""
+
+from __future__ import annotations
+
+import pytest
+
+from llamavis.errors import UsageError
+from llamavis.settings import build_config
+
+
+@pytest.mark.parametrize("url", ["ftp://host/v1", "localhost:8000/v1", "http://"])
+def test_a_bad_base_url_is_a_usage_error_before_any_image(url):
+    # Up front, so --dry-run exits 2 too instead of failing each image.
+    with pytest.raises(UsageError, match="bad base URL"):
+        build_config("caption", provider="local", base_url=url)
