@@ -171,9 +171,12 @@ class ResultCache:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+            exc, sqlite3.OperationalError
+        )  # not a database; an OperationalError is about access (read-only, cannot open)
+        advice = " (delete the file to start a fresh one)" if corrupt else ""
         self._warn(
-            f"result cache {self.path} is unusable ({exc}); continuing without the cache "
-            "(delete the file to start a fresh one)"
+            f"result cache {self.path} is unusable ({exc}); continuing without the cache{advice}"
         )
 
     def _warn(self, message: str) -> None:

@@ -122,3 +122,14 @@ def test_a_write_that_stays_locked_is_retried_then_skipped(tmp_path: Path) -> No
     holder.execute("COMMIT")
     cache.put("k", _result())
     assert cache.get("k") == _result()
+
+
+def test_only_a_corrupt_file_is_worth_deleting(tmp_path: Path) -> None:
+    corrupt = tmp_path / "r.sqlite3"
+    corrupt.write_bytes(b"this is not a database\n" * 100)
+    (tmp_path / "file").write_text("x")
+    warned: dict[str, list[str]] = {"corrupt": [], "unreachable": []}
+    ResultCache(corrupt, on_warning=warned["corrupt"].append).get("k")
+    ResultCache(tmp_path / "file" / "r.sqlite3", on_warning=warned["unreachable"].append).get("k")
+    assert "delete the file" in warned["corrupt"][0]
+    assert "delete the file" not in warned["unreachable"][0]

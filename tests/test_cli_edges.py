@@ -89,3 +89,14 @@ def test_a_password_in_an_image_url_never_shows_in_the_error_line():
     assert proc.returncode == 1
     assert "s3cret-pw" not in proc.stderr
     assert proc.stderr.count("user:***@") == 1 and "not an image" in proc.stderr
+
+
+def test_a_cache_dir_that_cannot_be_used_is_one_note_and_the_run_succeeds(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", str(SHAPES), "-P", "local", "--base-url", server.url,
+                        env={"LLAMAVIS_CACHE_DIR": str(tmp_path / "file" / "cache")})
+    assert proc.returncode == 0 and proc.stdout == "an answer\n"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llamavis: result cache ")
+    assert "delete the file" not in lines[0]  # there is no file: deleting would not help

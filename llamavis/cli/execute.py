@@ -130,7 +130,7 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
     from ..cache import ResultCache
     from ..tasks import Runner
 
-    cache = None if opts.get("no_cache") else ResultCache()
+    cache = None if opts.get("no_cache") else ResultCache(on_warning=render.note)
     out = render.ResultSink(task=cfg.task, single=single, opts=opts, sidecars=sidecars)
     debug = render.debug_line if opts.get("debug") else None
     runner = Runner(cfg, cache=cache, stdin=sys.stdin.buffer, concurrency=opts.get("concurrency", 4),
