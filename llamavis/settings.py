@@ -182,6 +182,10 @@ def build_config(
         raise UsageError("--temperature must be between 0.0 and 2.0")
     if max_retries < 0:
         raise UsageError("--max-retries must be 0 or more")
+    if max_tokens is not None and max_tokens < 1:
+        raise UsageError("--max-tokens must be 1 or more")
+    if not timeout > 0:
+        raise UsageError("--timeout must be more than 0 seconds")
     tpl = prompts.get(template or task)
     text = tpl.render(
         task_variables(task, question=question, classes=class_list, prompt=prompt,
@@ -196,7 +200,7 @@ def build_config(
     key = find_key(spec, api_key, required=require_key)
     model = model or os.environ.get("LLAMAVIS_MODEL") or None
     params = GenParams(
-        max_tokens=max_tokens or tpl.defaults.max_tokens or 1024,
+        max_tokens=max_tokens if max_tokens is not None else tpl.defaults.max_tokens or 1024,
         temperature=temperature if temperature is not None else tpl.defaults.temperature,
         seed=seed,
         top_p=tpl.defaults.top_p,

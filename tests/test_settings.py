@@ -13,3 +13,12 @@ def test_a_bad_base_url_is_a_usage_error_before_any_image(url):
     # Up front, so --dry-run exits 2 too instead of failing each image.
     with pytest.raises(UsageError, match="bad base URL"):
         build_config("caption", provider="local", base_url=url)
+
+
+@pytest.mark.parametrize("option, value", [("max_tokens", 0), ("max_tokens", -5), ("timeout", 0),
+                                           ("timeout", -1.0)])
+def test_api_options_out_of_range_are_usage_errors(option, value):
+    # The CLI bounds these; the Python API (analyze(max_tokens=0)) must not silently
+    # use the template's default or time every request out at once.
+    with pytest.raises(UsageError, match=option.replace("_", "-")):
+        build_config("caption", provider="local", **{option: value})
