@@ -1,8 +1,9 @@
 """Map a model's free-text answer onto the user's closed list of classes.
 
 Words are compared after Unicode normalisation and lower-casing, with ``-``, ``_``, ``/``,
-quotes and punctuation as word breaks, and with simple plural forms equal to their singular
-(cats/cat, boxes/box, buses/bus, puppies/puppy, people/person). A class is *negated* when
+quotes and punctuation as word breaks (each Chinese or Japanese character is a word), and
+with simple plural forms equal to their singular (cats/cat, boxes/box, buses/bus,
+puppies/puppy, people/person). A class is *negated* when
 not/no/isn't/never/without/... is among the three words before it in the same clause
 ("not a cat, it's a dog" names dog). The class returned is always spelled as the user gave it.
 """
@@ -27,7 +28,10 @@ _NEGATIONS = frozenset({
     "not", "no", "isn't", "isnt", "aren't", "arent", "wasn't", "weren't", "never", "neither",
     "nor", "without", "instead", "non",
 })
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# Chinese and Japanese write no spaces between words: each ideograph or kana is a word of
+# its own there, so a class ("犬", "自行车") is found inside a sentence like any other.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:'[^\W_{_CJK}]+)*")
 _CLAUSE_END = re.compile(r"[.,;:!?\n]|\bbut\b|\bhowever\b")
 _LABEL_PREFIX = re.compile(
     r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|class|label|category|classification|prediction)"

@@ -409,3 +409,13 @@ def test_local_fixes_reach_nested_objects_and_lists():
     result = run(ask, SchemaSpec(schema))
     assert result.value == {"items": [{"name": "tea", "qty": 2}], "shop": {"zip": "10115"}}
     assert result.attempts == 1 and result.repaired
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("これは犬です。", "犬"),  # Japanese writes no spaces between words
+    ("图片里是一只猫", "猫"),
+    ("这是自行车。", "自行车"),
+    ("Das ist ein Hund.", "Hund"),
+])
+def test_classes_in_languages_without_spaces_are_found_in_a_sentence(answer, expected):
+    assert match_class(answer, ["猫", "犬", "自行车", "Hund", "Katze"]) == expected
