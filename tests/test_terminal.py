@@ -219,6 +219,14 @@ def test_no_color_and_dumb_terminal_stream_plain_text(env):
     assert run.seen[b"A **red**"] < server.last_chunk_at  # still streamed as it came
 
 
+def test_an_empty_no_color_does_not_turn_colour_off():
+    # no-color.org: NO_COLOR counts "when present and not an empty string" (as rich reads it).
+    with FakeServer(Reply(text="A **red** ball.")) as server:
+        run = caption_on_pty(server, env={"NO_COLOR": ""})
+    assert run.returncode == 0
+    assert b"\x1b" in run.tty and b"**" not in run.tty  # rendered as Markdown
+
+
 def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
     release = threading.Event()
     answered = []

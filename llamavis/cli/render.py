@@ -32,7 +32,8 @@ def is_tty(stream: Any) -> bool:
 
 def fancy(stream: Any) -> bool:
     """Rich rendering only on a real terminal, without NO_COLOR or TERM=dumb."""
-    return is_tty(stream) and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ
+    # NO_COLOR counts when set and not empty (no-color.org), as rich reads it too
+    return is_tty(stream) and os.environ.get("TERM") != "dumb" and not os.environ.get("NO_COLOR")
 
 
 def silence_stdout() -> None:
