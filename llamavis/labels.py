@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -198,6 +198,25 @@ def _json_label(text: str) -> tuple[str | None, float | None] | None:
     return label, (_unit(conf) if conf is not None else None)
 
 
+def _unlabelled(text: str) -> str:
+    return _LABEL_PREFIX.sub("", text.strip(), count=1)
+
+
+def _named(text: str, classes: Sequence[str], clean: Callable[[str], str]) -> list[str]:
+    """The classes ``text`` names: one exactly, else those its first line (or all) names."""
+    whole = clean(text)
+    first = clean(next((ln for ln in whole.splitlines() if ln.strip()), ""))
+    for candidate in (whole, first):
+        ci = _exact(candidate, classes)
+        if ci is not None:
+            return [classes[ci]]
+    for scope in (first, whole):
+        found = _affirmed(scope, classes)
+        if found:
+            return [classes[i] for i in found]
+    return []
+
+
 def read_class(text: str, classes: Sequence[str]) -> tuple[str | None, float | None, list[str]]:
     """(the one class named or None, confidence, the classes the answer names)."""
     parsed = _json_label(text)
@@ -205,18 +224,12 @@ def read_class(text: str, classes: Sequence[str]) -> tuple[str | None, float | N
     text = label if label is not None else text
     if confidence is None:
         confidence = parse_confidence(text)
-    cleaned = _clean(text)
-    first = _clean(next((ln for ln in cleaned.splitlines() if ln.strip()), ""))
-    for candidate in (cleaned, first):
-        ci = _exact(candidate, classes)
-        if ci is not None:
-            return classes[ci], confidence, [classes[ci]]
-    for scope in (first, cleaned):
-        found = _affirmed(scope, classes)
-        if found:
-            named = [classes[i] for i in found]
-            return (named[0] if len(named) == 1 else None), confidence, named
-    return None, confidence, []
+    named = _named(text, classes, _clean)
+    if not named and confidence is not None:
+        # What read as a confidence may be the class itself: a rating ("Score: 7"), "75%".
+        named = _named(text, classes, _unlabelled)
+        confidence = None if named else confidence
+    return (named[0] if len(named) == 1 else None), confidence, named
 
 
 def match_class(text: str, classes: Sequence[str]) -> str | None:

@@ -419,3 +419,14 @@ def test_local_fixes_reach_nested_objects_and_lists():
 ])
 def test_classes_in_languages_without_spaces_are_found_in_a_sentence(answer, expected):
     assert match_class(answer, ["猫", "犬", "自行车", "Hund", "Katze"]) == expected
+
+
+@pytest.mark.parametrize("answer, classes, expected", [
+    ("Score: 7", [str(n) for n in range(1, 11)], "7"),  # a rating, not a confidence of 0.07
+    ("The score is 9", [str(n) for n in range(1, 11)], "9"),
+    ("75%", ["50%", "75%", "100%"], "75%"),
+    ("**100%**", ["50%", "75%", "100%"], "100%"),
+])
+def test_a_class_that_reads_like_a_confidence_is_still_the_class(answer, classes, expected):
+    assert match_class(answer, classes) == expected
+    assert ClassSpec(classes).check(answer).confidence is None
