@@ -238,6 +238,10 @@ def _fit(value: Any, schema: Any, root: dict) -> Any:
         return fitted
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [_fit(item, schema["items"], root) for item in value]
+    if isinstance(value, str) and isinstance(schema.get("enum"), list):
+        same = [e for e in schema["enum"]
+                if isinstance(e, str) and e.casefold() == value.strip().casefold()]
+        return same[0] if len(same) == 1 and value not in schema["enum"] else value
     return _coerce(value, schema.get("type"))
 
 
@@ -252,8 +256,8 @@ class SchemaSpec:
         self.fields = schema_prompt(schema)
 
     def fit(self, value: Any) -> tuple[Any, bool]:
-        """Safe local fixes: unwrap [obj], match key case/spacing, coerce '3' → 3, at any depth;
-        (value, changed)."""
+        """Safe local fixes: unwrap [obj], match key case/spacing, coerce '3' → 3, match an
+        enum value's case, at any depth; (value, changed)."""
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
             return self.fit(value[0])[0], True
         fitted = _fit(value, self.schema, self.schema)

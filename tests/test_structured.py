@@ -430,3 +430,12 @@ def test_classes_in_languages_without_spaces_are_found_in_a_sentence(answer, exp
 def test_a_class_that_reads_like_a_confidence_is_still_the_class(answer, classes, expected):
     assert match_class(answer, classes) == expected
     assert ClassSpec(classes).check(answer).confidence is None
+
+
+def test_enum_value_in_another_case_is_fixed_locally():
+    schema = {"type": "object", "required": ["paid_by", "tags"],
+              "properties": {"paid_by": {"enum": ["cash", "card"]},
+                             "tags": {"type": "array", "items": {"enum": ["Food", "Drink"]}}}}
+    ask = FakeAsk('{"paid_by": "Card", "tags": ["food ", "DRINK"]}')
+    result = run(ask, SchemaSpec(schema))
+    assert result.value == {"paid_by": "card", "tags": ["Food", "Drink"]} and result.attempts == 1
