@@ -100,3 +100,22 @@ def test_a_cache_dir_that_cannot_be_used_is_one_note_and_the_run_succeeds(tmp_pa
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("llamavis: result cache ")
     assert "delete the file" not in lines[0]  # there is no file: deleting would not help
+
+
+def test_the_cache_answers_only_the_same_parameters_and_no_cache_neither_reads_nor_writes():
+    with FakeServer("an answer") as server:
+        def run(*extra: str) -> bool:
+            """True when the run sent a request."""
+            before = len(server.requests)
+            proc = llamavis("caption", str(SHAPES), "-P", "local", "--base-url", server.url,
+                            "--json", *extra)
+            assert proc.returncode == 0, proc.stderr
+            return len(server.requests) > before
+
+        assert run("--no-cache", "--max-tokens", "50")
+        assert run("--max-tokens", "50")  # --no-cache stored nothing
+        assert not run("--max-tokens", "50")
+        assert run("--max-tokens", "60")  # another --max-tokens is another answer
+        assert run("--max-tokens", "50", "--temperature", "0.9")
+        assert run("--no-cache", "--max-tokens", "50")  # nor did it read
+
