@@ -5,6 +5,7 @@ The installed command against the loopback fake server, as tests/test_cli_tasks.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,3 +120,17 @@ def test_the_cache_answers_only_the_same_parameters_and_no_cache_neither_reads_n
         assert run("--max-tokens", "50", "--temperature", "0.9")
         assert run("--no-cache", "--max-tokens", "50")  # nor did it read
 
+
+def test_dry_run_with_output_dir_counts_only_the_images_a_run_would_send(tmp_path):
+    copies(tmp_path / "photos", 3)
+    out = tmp_path / "captions"
+    out.mkdir()
+    (out / "img001.txt").write_text("done before\n")
+    proc = llamavis("caption", str(tmp_path / "photos"), "--output-dir", str(out), "--dry-run",
+                    "-P", "openrouter", "--base-url", "http://127.0.0.1:9/v1")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["request_count"] == 2
+    assert [Path(r["image"]).name for r in doc["requests"]] == ["img000.jpg", "img002.jpg"]
+    assert "skipped 1 image(s) whose sidecar exists" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["img001.txt"]  # a dry run writes nothing

@@ -94,8 +94,6 @@ def execute(task: str, opts: dict[str, Any]) -> int:
     if not head:
         raise UsageError("no images found in the given inputs")
     single = len(head) == 1
-    if opts.get("dry_run"):
-        return dry_run(cfg, sources)
     sidecars = None
     if opts.get("output_dir"):
         from ..outputs import SidecarWriter
@@ -103,8 +101,11 @@ def execute(task: str, opts: dict[str, Any]) -> int:
         roots = [Path(p) for p in opts.get("images") or [] if Path(p).is_dir()]
         sidecars = SidecarWriter(Path(opts["output_dir"]), task=task,
                                  overwrite=opts.get("overwrite", False), roots=roots)
-        sidecars.check_writable()
-        sources = skip_done(sources, sidecars)
+        if not opts.get("dry_run"):
+            sidecars.check_writable()
+        sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
+    if opts.get("dry_run"):
+        return dry_run(cfg, sources)
     if not single and render.is_tty(sys.stderr):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first.
         listed = list(sources)
