@@ -202,11 +202,18 @@ def _key(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
+_NOT_TEXT = ("integer", "number", "boolean")
+_MISSING = re.compile(r"^\s*(?:null|none|nil|n/?a|-*)\s*$", re.I)
+
+
 def _coerce(value: Any, kind: Any) -> Any:
     """A scalar turned into the schema's simple type where that is unambiguous, else as is."""
     if isinstance(kind, list):  # ["integer", "null"]: coerce to the one non-null type
+        nullable = "null" in kind
         kinds = [k for k in kind if k != "null"]
         kind = kinds[0] if len(kinds) == 1 else None
+        if nullable and kind in _NOT_TEXT and isinstance(value, str) and _MISSING.match(value):
+            return None  # "N/A" for a number that may be null: the model meant null
     if isinstance(value, bool) or not isinstance(kind, str):
         return value
     text = str(value).strip()

@@ -439,3 +439,11 @@ def test_enum_value_in_another_case_is_fixed_locally():
     ask = FakeAsk('{"paid_by": "Card", "tags": ["food ", "DRINK"]}')
     result = run(ask, SchemaSpec(schema))
     assert result.value == {"paid_by": "card", "tags": ["Food", "Drink"]} and result.attempts == 1
+
+
+@pytest.mark.parametrize("said", ['"null"', '"N/A"', '"none"', '""', '"not visible"'])
+def test_a_nullable_number_said_to_be_missing_in_words_becomes_null(said):
+    schema = schema_from_fields(["total:float=amount paid"])
+    result = run(FakeAsk(f'{{"total": {said}}}', '{"total": null}'), SchemaSpec(schema))
+    assert result.value == {"total": None}
+    assert result.attempts == (2 if said == '"not visible"' else 1)  # only clear words are read
