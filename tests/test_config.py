@@ -95,3 +95,15 @@ def test_config_dir_comes_from_the_environment(tmp_path):
     assert (tmp_path / "elsewhere" / "keys.json").exists()
     assert llamavis("keys", "list", env=env).stdout.split() == ["novita"]
     assert os.environ["LLAMAVIS_CONFIG_DIR"] != env["LLAMAVIS_CONFIG_DIR"]
+
+
+def test_providers_says_where_each_key_comes_from_and_never_shows_it():
+    store_key("openrouter", "stored-secret")
+    store_key("novita", "stored-secret")
+    proc = llamavis("providers", "--json", env={"NOVITA_API_KEY": "env-secret"})
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["provider"]: r["key"] for r in json.loads(proc.stdout)}
+    assert rows["openrouter"] == "set (keys file)"
+    assert rows["novita"] == "set (env)"  # the environment wins, as it does for requests
+    assert rows["deepinfra"] == "not set" and rows["ollama"] == "not needed"
+    assert "secret" not in proc.stdout + proc.stderr
