@@ -134,3 +134,25 @@ def test_dry_run_with_output_dir_counts_only_the_images_a_run_would_send(tmp_pat
     assert [Path(r["image"]).name for r in doc["requests"]] == ["img000.jpg", "img002.jpg"]
     assert "skipped 1 image(s) whose sidecar exists" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["img001.txt"]  # a dry run writes nothing
+
+
+def run_with_closed(fd: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """llamavis with stdin (0) or stdout (1) closed, as `<&-` / `>&-` leave them."""
+    proc = subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=fd != 1,
+                          stderr=subprocess.PIPE if fd == 1 else None,
+                          preexec_fn=lambda: os.close(fd), timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, (proc.stdout or b"").decode(),
+                                       proc.stderr.decode())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
+def test_a_closed_stdin_or_stdout_is_no_internal_error(tmp_path):
+    with FakeServer("an answer") as server:
+        named = run_with_closed(0, "caption", str(SHAPES), *LOCAL, "--base-url", server.url)
+        assert (named.returncode, named.stdout, named.stderr) == (0, "an answer\n", "")
+        none = run_with_closed(0, "caption", *LOCAL, "--base-url", server.url)
+        assert none.returncode == 2 and "internal error" not in none.stderr
+        sidecars = run_with_closed(1, "caption", str(SHAPES), *LOCAL, "--base-url", server.url,
+                                   "--output-dir", str(tmp_path / "out"))
+        assert (sidecars.returncode, sidecars.stderr) == (0, "")
+    assert (tmp_path / "out" / "shapes.txt").read_text() == "an answer\n"

@@ -73,6 +73,7 @@ def run(argv: list[str] | None = None) -> int:
     from typer._click import exceptions as click_exc
 
     argv = sys.argv[1:] if argv is None else argv
+    _reopen_closed_streams()
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
     command = typer.main.get_command(app)
@@ -99,6 +100,14 @@ def run(argv: list[str] | None = None) -> int:
                          ExitCode.FAILED)
     _flush()
     return code
+
+
+def _reopen_closed_streams() -> None:
+    """A standard stream closed by the caller (`<&-`, `>&-`) is None in Python: make it
+    /dev/null, read as empty and written to nowhere, rather than fail on its first use."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 - kept for the process
 
 
 def _traceback() -> None:
