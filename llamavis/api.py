@@ -44,7 +44,8 @@ async def analyze_async(image: str, task: str = "caption", *, cache: bool = Fals
 def analyze(image: str, task: str = "caption", **options: Any) -> Result:
     """Ask Llama 3.2 Vision about one image and return a Result (errors in Result.error).
 
-    Options: question, classes, prompt, schema (a JSON Schema dict), template,
+    Options: question, classes, prompt, schema (a JSON Schema dict, or what --schema
+    takes: a file path, inline JSON or 'name, total float: amount'), template,
     variables, provider, model, base_url, api_key, max_tokens, temperature, seed,
     max_retries, timeout, cache (bool, off by default). A missing key or a rejected
     one raises ConfigError/AuthError; problems with the image or answer do not.

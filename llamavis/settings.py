@@ -161,7 +161,7 @@ def build_config(
     question: str | None = None,
     classes: list[str] | None = None,
     prompt: str | None = None,
-    schema: dict[str, Any] | None = None,
+    schema: dict[str, Any] | str | None = None,
     template: str | None = None,
     variables: dict[str, str] | None = None,
     provider: str | None = None,
@@ -178,6 +178,10 @@ def build_config(
     """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front."""
     class_list = split_classes(classes)
     check_task_inputs(task, class_list, schema)
+    from .schemas import load_schema
+
+    # The API takes what --schema takes: a dict, a file path, inline JSON or concise text.
+    json_schema = load_schema(schema) if task == "structured" and schema is not None else None
     if temperature is not None and not 0.0 <= temperature <= 2.0:
         raise UsageError("--temperature must be between 0.0 and 2.0")
     if max_retries < 0:
@@ -189,7 +193,7 @@ def build_config(
     tpl = prompts.get(template or task)
     text = tpl.render(
         task_variables(task, question=question, classes=class_list, prompt=prompt,
-                       schema=schema, extra=variables or {})
+                       schema=json_schema, extra=variables or {})
     )
     base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
     if base_url:
@@ -217,5 +221,5 @@ def build_config(
         max_retries=max_retries,
         timeout=timeout,
         classes=class_list or None,
-        schema=schema,
+        schema=json_schema,
     )

@@ -22,3 +22,17 @@ def test_api_options_out_of_range_are_usage_errors(option, value):
     # use the template's default or time every request out at once.
     with pytest.raises(UsageError, match=option.replace("_", "-")):
         build_config("caption", provider="local", **{option: value})
+
+
+def test_api_schema_may_be_a_string_as_on_the_command_line(tmp_path):
+    # analyze(task="structured", schema=...) takes what --schema takes, not only a dict.
+    path = tmp_path / "s.json"
+    path.write_text('{"type": "object", "properties": {"shop": {"type": "string"}}}')
+    for schema in ("shop, total float: amount paid", str(path)):
+        cfg = build_config("structured", schema=schema, provider="local")
+        assert "shop" in cfg.schema["properties"] and "- shop" in cfg.prompt_text
+
+
+def test_api_schema_that_is_not_a_json_schema_is_a_usage_error():
+    with pytest.raises(UsageError, match="--schema"):
+        build_config("structured", schema={"shop": "string"}, provider="local")
