@@ -75,8 +75,10 @@ class TaskConfig:
         }
 
 
-def split_classes(values: list[str] | None) -> list[str]:
+def split_classes(values: list[str] | str | None) -> list[str]:
     """-c 'a,b' -c c -> ['a', 'b', 'c'], stripped, de-duplicated, order kept."""
+    if isinstance(values, str):  # the API's classes="a,b": one value, not its characters
+        values = [values]
     out: list[str] = []
     for value in values or []:
         for item in value.split(","):
@@ -159,7 +161,7 @@ def build_config(
     task: str,
     *,
     question: str | None = None,
-    classes: list[str] | None = None,
+    classes: list[str] | str | None = None,
     prompt: str | None = None,
     schema: dict[str, Any] | str | None = None,
     template: str | None = None,

@@ -36,3 +36,8 @@ def test_api_schema_may_be_a_string_as_on_the_command_line(tmp_path):
 def test_api_schema_that_is_not_a_json_schema_is_a_usage_error():
     with pytest.raises(UsageError, match="--schema"):
         build_config("structured", schema={"shop": "string"}, provider="local")
+
+
+def test_api_classes_may_be_one_comma_separated_string_as_on_the_command_line():
+    cfg = build_config("classify", classes="cat, dog,Traffic light", provider="local")
+    assert cfg.classes == ["cat", "dog", "Traffic light"]
