@@ -284,6 +284,49 @@ def test_batch_shows_progress_to_n_of_n_on_stderr_while_stdout_stays_clean_jsonl
     assert "32,200 in + " in summary and "cost unknown" in summary and summary.endswith(" s")
 
 
+def test_a_piped_path_list_streams_in_while_the_bar_shows_on_the_terminal():
+    # `find ... | llamavis caption --jsonl > out.jsonl` typed at a terminal: stderr is the
+    # terminal, stdin a pipe that a slow producer keeps open. The first image must be
+    # answered while the list is still coming, not after it ends.
+    with FakeServer(Reply(text="a red ball")) as server:
+        master, slave = os.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llamavis", "caption", "--jsonl", "--base-url", server.url,
+             *LOCAL],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=slave,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+        )
+        os.close(slave)
+        tty = bytearray()
+        drain = threading.Thread(target=lambda: _read_all(master, tty), daemon=True)
+        drain.start()
+        proc.stdin.write(f"{SHAPES}\n{SHAPES}\n".encode())  # two: the output is JSONL lines
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        first = proc.stdout.readline() if ready else b""
+        proc.stdin.write(f"{SHAPES}\n".encode())  # the rest of the list, only now
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        code = proc.wait(timeout=30)
+        drain.join(10)
+    assert first and json.loads(first)["output"] == "a red ball"  # before the list had ended
+    assert code == 0 and len(rest.splitlines()) == 2
+    screen = PtyRun(code, bytes(tty)).screen(100, 24)
+    assert "3/" in bar_lines(screen)[-1] and "3 succeeded" in screen[-1]
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not data:
+            break
+        into += data
+    os.close(fd)
+
+
 def test_batch_failures_show_in_the_bar_and_summary(twenty_images):
     (twenty_images / "img03.jpg").write_bytes(b"not an image")
     with FakeServer(Reply(text="a red ball")) as server:

@@ -80,6 +80,13 @@ def image_sources(opts: dict[str, Any]) -> Iterator[str]:
     )
 
 
+def list_on_stdin(opts: dict[str, Any]) -> bool:
+    """True when the image paths come from standard input (-T -, or a pipe and no IMAGE)."""
+    if opts.get("files_from") == "-":
+        return True
+    return not opts.get("images") and not opts.get("files_from") and not render.is_tty(sys.stdin)
+
+
 def peek(it: Iterator[str], n: int) -> tuple[list[str], Iterator[str]]:
     head = list(itertools.islice(it, n))
     return head, itertools.chain(head, it)
@@ -106,8 +113,9 @@ def execute(task: str, opts: dict[str, Any]) -> int:
         sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
     if opts.get("dry_run"):
         return dry_run(cfg, sources)
-    if not single and render.is_tty(sys.stderr):
-        # A person watching a progress bar wants N/N and an ETA: count the inputs first.
+    if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
+        # A person watching a progress bar wants N/N and an ETA: count the inputs first;
+        # but not a list still coming down a pipe (`find | llamavis`): that streams in.
         listed = list(sources)
         return asyncio.run(run_many(cfg, iter(listed), single=False, sidecars=sidecars,
                                     opts=opts, total=len(listed)))
