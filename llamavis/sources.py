@@ -242,17 +242,17 @@ def _list_entries(list_path: str, null_separated: bool, stdin: Any) -> Iterator[
     """Stream the paths of a list file or of standard input, skipping blank entries."""
     if list_path == "-":
         stream = stdin if stdin is not None else sys.stdin
-        yield from _split(getattr(stream, "buffer", stream), null_separated)
+        yield from _split(getattr(stream, "buffer", stream), null_separated, "on standard input")
         return
     try:
         handle = open(list_path, "rb")  # noqa: SIM115 - an open failure is a UsageError
     except OSError as exc:
         raise UsageError(f"cannot read the list of paths {list_path}: {exc.strerror}") from None
     with handle:
-        yield from _split(handle, null_separated)
+        yield from _split(handle, null_separated, list_path)
 
 
-def _split(stream: IO[Any], null_separated: bool) -> Iterator[str]:
+def _split(stream: IO[Any], null_separated: bool, name: str) -> Iterator[str]:
     sep = b"\0" if null_separated else b"\n"
     pending = b""
     # read1: whatever has arrived; a buffered read(n) would wait for n bytes, so a list
@@ -260,6 +260,9 @@ def _split(stream: IO[Any], null_separated: bool) -> Iterator[str]:
     read = getattr(stream, "read1", stream.read)
     while chunk := read(_CHUNK):
         pending += os.fsencode(chunk) if isinstance(chunk, str) else chunk
+        if not null_separated and b"\0" in pending:  # no path holds a NUL byte
+            raise UsageError(f"the list of paths {name} holds NUL bytes: give -0 for a "
+                             "NUL-separated list (find -print0), or name a text file with -T")
         *complete, pending = pending.split(sep)
         yield from _clean(complete, null_separated)
     yield from _clean([pending], null_separated)

@@ -156,3 +156,12 @@ def test_a_closed_stdin_or_stdout_is_no_internal_error(tmp_path):
                                    "--output-dir", str(tmp_path / "out"))
         assert (sidecars.returncode, sidecars.stderr) == (0, "")
     assert (tmp_path / "out" / "shapes.txt").read_text() == "an answer\n"
+
+
+def test_find_print0_piped_without_dash_0_is_a_usage_error_not_an_internal_one():
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", *LOCAL, "--base-url", server.url,
+                        input=f"{SHAPES}\0{SHAPES}\0".encode())
+    assert proc.returncode == 2, proc.stderr
+    assert "-0" in proc.stderr and "internal error" not in proc.stderr
+    assert server.requests == []

@@ -260,3 +260,16 @@ def test_stdin_image_named_twice_is_a_usage_error():
     # Standard input can be read once: a second '-' would be an empty image.
     with pytest.raises(UsageError, match="standard input"):
         iter_sources(["-", "photo.jpg", "-"], stdin=io.BytesIO(b""))
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_a_nul_separated_list_without_dash_0_is_a_usage_error_that_says_so(tmp_path, source):
+    # `find . -print0 | llamavis caption` without -0: one "line" with NULs in it.
+    data = b"a.jpg\0b.jpg\0"
+    if source == "file":
+        (tmp_path / "list").write_bytes(data)
+        it = iter_sources([], files_from=str(tmp_path / "list"))
+    else:
+        it = iter_sources([], files_from="-", stdin=io.BytesIO(data))
+    with pytest.raises(UsageError, match="-0"):
+        list(it)
