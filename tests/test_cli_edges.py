@@ -165,3 +165,16 @@ def test_find_print0_piped_without_dash_0_is_a_usage_error_not_an_internal_one()
     assert proc.returncode == 2, proc.stderr
     assert "-0" in proc.stderr and "internal error" not in proc.stderr
     assert server.requests == []
+
+
+def test_a_file_name_with_a_newline_still_gets_one_error_line(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "two\nlines.jpg").write_bytes(b"not an image")
+    (folder / "fine.jpg").write_bytes(SHAPES.read_bytes())
+    with FakeServer("an answer") as server:
+        proc = llamavis("caption", str(folder), *LOCAL, "--base-url", server.url)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("[bad_image]"), lines
+    assert "two\\nlines.jpg" in lines[0]  # escaped the way the TSV output escapes it

@@ -62,9 +62,9 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    from .render import safe_text
+    from .render import one_line
 
-    sys.stderr.write(f"llamavis: error: {safe_text(message)}\n")
+    sys.stderr.write(f"llamavis: error: {one_line(message)}\n")
     return code
 
 

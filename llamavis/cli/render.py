@@ -23,6 +23,11 @@ def safe_text(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def one_line(text: str) -> str:
+    """safe_text for a line of stderr: newlines too are escaped (a file name may hold one)."""
+    return safe_text(text).replace("\n", "\\n")  # safe_text already took \r
+
+
 def is_tty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -48,7 +53,7 @@ def _err(line: str) -> None:
 
 
 def note(message: str) -> None:
-    _err(f"llamavis: {message}")
+    _err(one_line(f"llamavis: {message}"))
 
 
 class SkipNotes:
@@ -81,7 +86,7 @@ def error_line(image: str, error: dict[str, str]) -> None:
     image = masked
     if not message.startswith(image):
         message = f"{image}: {message}"
-    _err(f"llamavis: {message} [{error.get('kind')}]")
+    _err(one_line(f"llamavis: {message} [{error.get('kind')}]"))
 
 
 def debug_line(message: str) -> None:
