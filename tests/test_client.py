@@ -259,6 +259,24 @@ def test_stream_without_done_ending_after_finish_reason_is_complete(router):
     assert chat(client(), payload(stream=True)).text == "ok"
 
 
+def test_stream_that_finishes_but_never_closes_still_answers(router, monkeypatch):
+    # The answer and its finish_reason arrived; the server then neither sends usage or
+    # [DONE] nor closes. Waiting for it must not turn a complete answer into a timeout.
+    import llamavis.backends.client as client_module
+
+    monkeypatch.setattr(client_module, "AFTER_FINISH_S", 0.05)
+
+    class Hanging(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield sse(delta("A whole"), delta(" answer."), delta(finish="stop"))
+            await asyncio.Event().wait()  # never closes
+
+    router.post(CHAT).mock(return_value=httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Hanging()))
+    done = chat(client(timeout=30), payload(stream=True))
+    assert done.text == "A whole answer." and done.finish_reason == "stop"
+
+
 def test_stream_answered_with_plain_json_is_accepted(router):
     router.post(CHAT).respond(json=answer("not streamed"))
     assert chat(client(), payload(stream=True)).text == "not streamed"

@@ -39,6 +39,7 @@ T = TypeVar("T")
 _MIN_SCRUB = 8  # shorter "keys" (Ollama's conventional "ollama") are not secrets
 
 
+AFTER_FINISH_S = 5.0  # how long to wait for usage/[DONE] once the answer has finished
 POOL_CONNECTIONS = 8  # requests in flight per connection pool (see ChatClient._client)
 
 
@@ -201,12 +202,19 @@ class ChatClient:
     ) -> Completion:
         stream = ChatStream(self.spec.name)
         async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
-            async for event in events:
+            while not stream.done:
+                # After finish_reason only usage (or [DONE]) is still to come: a server that
+                # then neither sends it nor closes must not cost a complete answer.
+                try:
+                    if stream.finish_reason:
+                        event = await asyncio.wait_for(anext(events), AFTER_FINISH_S)
+                    else:
+                        event = await anext(events)
+                except (StopAsyncIteration, asyncio.TimeoutError):
+                    break
                 piece = stream.feed(event)
                 if piece and on_delta is not None:
                     on_delta(piece)
-                if stream.done:
-                    break
         self._log(
             f"stream ended: complete={stream.complete} finish_reason={stream.finish_reason} "
             f"usage={json.dumps(stream.usage)} text={self._redact_text(one_line(stream.text, 300))!r}"

@@ -88,7 +88,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             key_envs=("NOVITA_API_KEY",),
             models={"11b": _OPENROUTER_11B, "90b": _OPENROUTER_90B},
             json_mode=None,
-            prices={_OPENROUTER_11B: (0.06, 0.06, 0.0)},
+            # No public price found for Novita's 11B (providers.md section 7): costs unknown.
             description="Novita AI (hosted)",
         ),
         ProviderSpec(
