@@ -546,3 +546,11 @@ def test_a_folder_full_of_other_files_names_the_first_few_then_counts(tmp_path):
     skips = [line for line in proc.stderr.splitlines() if "skipping" in line]
     assert len(skips) == 5
     assert "skipped 12 entries in all" in proc.stderr
+
+
+def test_max_cost_with_no_known_price_says_it_counts_only_reported_costs(tmp_path):
+    images = make_images(tmp_path / "imgs", 2)
+    with serve(echo()) as server:
+        proc = llamavis("caption", *map(str, images), "--max-cost", "1", *LOCAL, "--base-url", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "no price is known" in proc.stderr and "--max-cost" in proc.stderr

@@ -139,6 +139,9 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
     from ..cache import ResultCache
     from ..tasks import Runner
 
+    if opts.get("max_cost") is not None and cfg.spec.price(cfg.model_id) is None:
+        render.note(f"no price is known for {cfg.spec.name} {cfg.model_id}: --max-cost counts only "
+                    "costs the provider itself reports")
     cache = None if opts.get("no_cache") else ResultCache(on_warning=render.note)
     out = render.ResultSink(task=cfg.task, single=single, opts=opts, sidecars=sidecars)
     debug = render.debug_line if opts.get("debug") else None
@@ -175,7 +178,8 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
             cache.close()
     out.summary(summary, show_usage=opts.get("usage", False))
     if summary.stopped_reason == "max_cost":
-        render.note(f"stopped: the batch reached --max-cost ${opts.get('max_cost')}; finished results are kept")
+        render.note(f"stopped: the batch reached --max-cost ${opts.get('max_cost'):g}; "
+                    "finished results are kept")
     return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
 
 
@@ -209,7 +213,8 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
     }
     SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    price = "unknown (no price known for this model)" if cost is None else f"at most ${cost:.6f}"
+    price = ("unknown (no price known for this model)" if cost is None
+             else f"about ${cost:.6f} (one answer per image at --max-tokens; re-asks add to it)")
     render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "
                 f"estimated cost {price}; nothing was sent")
     return ExitCode.FAILED if failed else ExitCode.OK
