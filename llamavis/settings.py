@@ -43,6 +43,7 @@ class TaskConfig:
     timeout: float = 120.0
     classes: list[str] | None = None
     schema: dict[str, Any] | None = None
+    _output_spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def image_purpose(self) -> str:
@@ -50,16 +51,19 @@ class TaskConfig:
         return "text" if self.task == "ocr" else "photo"
 
     def output_spec(self) -> Any:
-        """The checker for this task's answers (llamavis.structured)."""
-        from . import structured
+        """The checker for this task's answers (llamavis.structured), built once per run."""
+        if self._output_spec is None:
+            from . import structured
 
-        if self.task == "classify":
-            return structured.ClassSpec(self.classes or [])
-        if self.task == "multi-classify":
-            return structured.MultiClassSpec(self.classes or [])
-        if self.task == "structured":
-            return structured.SchemaSpec(self.schema or {})
-        return structured.TextSpec()
+            if self.task == "classify":
+                self._output_spec = structured.ClassSpec(self.classes or [])
+            elif self.task == "multi-classify":
+                self._output_spec = structured.MultiClassSpec(self.classes or [])
+            elif self.task == "structured":
+                self._output_spec = structured.SchemaSpec(self.schema or {})
+            else:
+                self._output_spec = structured.TextSpec()
+        return self._output_spec
 
     def cache_parts(self) -> dict[str, Any]:
         """Everything besides the image that decides the answer (never the key)."""

@@ -377,11 +377,9 @@ class ChatClient:
 
     def _scrub(self, exc: LlamavisError) -> LlamavisError:
         """Blank the key out of an error's message and hint, should a server echo it."""
-        key = self._api_key
-        if key and len(key) >= _MIN_SCRUB:
-            exc.message = exc.message.replace(key, "***")
-            exc.hint = exc.hint.replace(key, "***") if exc.hint else exc.hint
-            exc.args = (exc.message,)
+        exc.message = self._redact_text(exc.message)
+        exc.hint = self._redact_text(exc.hint) if exc.hint else exc.hint
+        exc.args = (exc.message,)
         return exc
 
     def _log(self, line: str) -> None:

@@ -192,20 +192,21 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
     requests: list[dict[str, Any]] = []
     cost: float | None = 0.0
     failed = 0
-    for source in sources:
-        try:
-            req = asyncio.run(runner.dry_run(source))
-        except Exception as exc:  # noqa: BLE001 - a bad image is reported, the rest go on
-            from ..errors import LlamavisError
 
-            if not isinstance(exc, LlamavisError):
-                raise
-            render.error_line(source, exc.to_dict())
-            failed += 1
-            continue
-        est = estimate_request(cfg, req)
-        cost = None if cost is None or est is None else cost + est
-        requests.append(req)
+    async def prepare_all() -> None:  # one event loop for every image, not one each
+        nonlocal cost, failed
+        for source in sources:
+            try:
+                req = await runner.dry_run(source)
+            except LlamavisError as exc:  # a bad image is reported, the rest go on
+                render.error_line(source, exc.to_dict())
+                failed += 1
+                continue
+            est = estimate_request(cfg, req)
+            cost = None if cost is None or est is None else cost + est
+            requests.append(req)
+
+    asyncio.run(prepare_all())
     doc = {
         "provider": cfg.spec.name, "model": cfg.model_id, "request_count": len(requests),
         "estimated_cost_usd": None if cost is None else round(cost, 8),
