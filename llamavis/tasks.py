@@ -73,7 +73,7 @@ class Runner:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .backends.client import ChatClient
+            from .backends.factory import make_client
             from .backends.retry import AdaptiveLimiter
 
             args = self._client_args
@@ -88,7 +88,7 @@ class Runner:
             }
             if args["sleep"] is not None:
                 kwargs["sleep"] = args["sleep"]
-            self._client = ChatClient(self.cfg.spec, **kwargs)
+            self._client = make_client(self.cfg.spec, **kwargs)
         return self._client
 
     async def aclose(self) -> None:

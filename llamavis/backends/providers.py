@@ -41,6 +41,9 @@ class ProviderSpec:
     supports_seed: bool = True
     prices: Mapping[str, Price] = field(default_factory=dict)
     description: str = ""
+    # Which client class speaks to it (backends/factory.py): "openai" for every
+    # OpenAI-compatible endpoint; other wires get a class of their own.
+    wire: str = "openai"
 
     def model_id(self, model: str | None) -> str:
         """Resolve an alias (11b/90b), a Roboflow model_version, or pass an id through."""

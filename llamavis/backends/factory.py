@@ -1,0 +1,21 @@
+"""The one place a provider's spec becomes the client object that talks to it.
+
+Every client has the same face: ``await chat(payload, on_delta=, on_retry=) -> Completion``,
+``headers(redact=)``, ``aclose()``. The payload is always the OpenAI chat-completions
+shape; a client for another wire translates it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .providers import ProviderSpec
+
+
+def make_client(spec: ProviderSpec, **kwargs: Any) -> Any:
+    """The client for ``spec.wire``, built with ChatClient's keyword arguments."""
+    if spec.wire == "openai":
+        from .client import ChatClient
+
+        return ChatClient(spec, **kwargs)
+    raise NotImplementedError(f"no client for the {spec.wire!r} wire of {spec.name}")
