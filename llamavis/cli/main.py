@@ -48,10 +48,11 @@ def main(
 
 
 def _register() -> None:
-    from . import admin, commands
+    from . import admin, commands, roboflow
 
     commands.register(app)
     admin.register(app)
+    roboflow.register(app)
 
 
 _register()

@@ -1,0 +1,179 @@
+"""``llamavis roboflow``: run the Llama 3.2 Vision steps of a Roboflow workflow on images.
+
+The command reads the file (llamavis.roboflow), plans each step (roboflow_plan), runs
+them (roboflow_run) and writes one object per image: ``{"image": PATH, "<step>": {"output",
+"classes", "parsed", "error", ...}}``; piped plain text is ``PATH<TAB>STEP<TAB>ANSWER``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from . import options as o
+
+HELP = "Run the Llama 3.2 Vision steps of a Roboflow workflow (or one step) on each image."
+EPILOG = """Examples:
+
+  $ llamavis roboflow examples/roboflow_workflow.json photos/ --input question='What is on the shelf?' --jsonl
+
+  $ llamavis roboflow step.json shot.jpg --json
+
+  $ llamavis roboflow examples/roboflow_workflow.json --print-commands
+
+Every roboflow_core/llama_3_2_vision@v1 step runs on each image, in definition order;
+$inputs.NAME bindings are filled from --input NAME=VALUE or the workflow's default_value.
+With no -P the route is the one model_version names (OpenRouter), and the step's api_key
+is used for it alone. -m, --max-tokens, --temperature and -j win over the steps' fields."""
+
+WORKFLOW: o.Param = (
+    "workflow",
+    Annotated[str, typer.Argument(help="A workflow definition JSON, or one step of it.",
+                                  metavar="STEP_OR_WORKFLOW.json", show_default=False)],
+    inspect.Parameter.empty,
+)
+INPUT: o.Param = (
+    "inputs",
+    Annotated[list[str] | None, typer.Option(
+        "--input", metavar="NAME=VALUE", rich_help_panel="Workflow",
+        help="Value of a workflow input $inputs.NAME (repeatable). classes: a comma list or "
+             "JSON list; output_structure: a JSON object.")],
+    None,
+)
+PRINT_COMMANDS: o.Param = (
+    "print_commands",
+    Annotated[bool, typer.Option(
+        "--print-commands", rich_help_panel="Workflow",
+        help="Print the plain llamavis command of each step (keys as the variable to set) and exit.")],
+    False,
+)
+CONCURRENCY: o.Param = (
+    "concurrency",
+    Annotated[int | None, typer.Option(
+        "-j", "--concurrency", min=1, max=512, rich_help_panel=o.BATCH,
+        help="Requests in flight per step. Default: each step's max_concurrent_requests, else 4.")],
+    None,
+)
+# Task options that a step defines itself, or that have no meaning for several steps at once.
+_LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream", "concurrency"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the roboflow command to the app."""
+    params = [WORKFLOW, o.IMAGES, INPUT, PRINT_COMMANDS,
+              *(p for p in o.COMMON if p[0] not in _LEFT_OUT), CONCURRENCY]
+    app.command("roboflow", help=HELP, epilog=EPILOG, rich_help_panel="Workflows")(
+        o.with_params(params, _body))
+
+
+def _body(**opts: Any) -> None:
+    try:
+        code = run_command(opts)
+    except BrokenPipeError:  # `llamavis roboflow ... | head -1`: stop quietly, as the tasks do
+        from .render import silence_stdout
+
+        silence_stdout()
+        code = 0
+    raise typer.Exit(code)
+
+
+def run_command(opts: dict[str, Any]) -> int:
+    """The whole command; returns the exit code."""
+    from .. import roboflow, roboflow_plan, roboflow_run
+    from ..errors import UsageError
+    from .execute import image_sources, peek
+    from .render import note
+
+    if opts.get("json_out") and opts.get("jsonl"):
+        raise UsageError("give either --json or --jsonl, not both")
+    workflow = roboflow.load(opts["workflow"], roboflow.parse_inputs(opts.get("inputs")))
+    if workflow.not_run:
+        listed = ", ".join(f"{name} ({kind})" for name, kind in workflow.not_run)
+        note(f"not run (not {roboflow.BLOCK_TYPE} steps): {listed}")
+    for line in [*workflow.notes, *roboflow_plan.notes(workflow, opts)]:
+        note(line)
+    if opts.get("print_commands"):
+        sys.stdout.write("".join(line + "\n" for line in roboflow_plan.command_lines(workflow, opts)))
+        return 0
+    runs = roboflow_run.configs(workflow, opts)
+    head, sources = peek(image_sources(opts), 2)
+    if not head:
+        raise UsageError("no images found in the given inputs")
+    if opts.get("dry_run"):
+        return _dry_run(runs, sources)
+    total = None
+    if len(head) > 1 and _progress_wanted() and not _list_on_stdin(opts):
+        listed_sources = list(sources)  # a person watching the bar wants N/N and an ETA
+        total, sources = len(listed_sources), iter(listed_sources)
+    from .roboflow_sink import Sink
+
+    sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
+    return asyncio.run(_run(runs, sources, sink, opts, total))
+
+
+def _progress_wanted() -> bool:
+    from .render import is_tty
+
+    return is_tty(sys.stderr) and os.environ.get("TERM") != "dumb"
+
+
+def _list_on_stdin(opts: dict[str, Any]) -> bool:
+    from .execute import list_on_stdin
+
+    return list_on_stdin(opts)
+
+
+async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
+               total: int | None) -> int:
+    from .. import roboflow_run
+    from ..errors import ExitCode, LlamavisError
+    from .execute import SKIPS
+    from .render import debug_line, note
+
+    try:
+        summary = await roboflow_run.run(
+            runs, sources, opts=opts, on_result=sink.write, on_progress=sink.progress,
+            total=total, stdin=sys.stdin.buffer, note=note,
+            debug=debug_line if opts.get("debug") else None)
+    except LlamavisError as exc:  # a rejected key or an interrupt: report what finished, then stop
+        sink.close()
+        if getattr(exc, "summary", None) is not None:
+            sink.summary(exc.summary, show_usage=opts.get("usage", False))  # type: ignore[attr-defined]
+        raise
+    finally:
+        sink.close()
+        SKIPS.close()
+    sink.summary(summary, show_usage=opts.get("usage", False))
+    if summary.stopped_reason == "max_cost":
+        note(f"stopped: the batch reached --max-cost ${opts.get('max_cost'):g}; finished results are kept")
+    return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
+
+
+def _dry_run(runs: list[Any], sources: Any) -> int:
+    from .. import roboflow_run
+    from ..errors import ExitCode
+    from .execute import SKIPS
+    from .render import error_line, note
+
+    failed = 0
+
+    def on_error(source: str, exc: Any) -> None:
+        nonlocal failed
+        failed += 1
+        error_line(source, exc.to_dict())
+
+    doc = asyncio.run(roboflow_run.dry_run(runs, sources, stdin=sys.stdin.buffer, on_error=on_error))
+    SKIPS.close()
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    cost = doc["estimated_cost_usd"]
+    price = ("unknown (no price known for a model)" if cost is None
+             else f"about ${cost:.6f} (one answer per request at its max tokens; re-asks add to it)")
+    note(f"dry run: {doc['request_count']} request(s) for {len(runs)} step(s); "
+         f"estimated cost {price}; nothing was sent")
+    return ExitCode.FAILED if failed else ExitCode.OK

@@ -1,0 +1,228 @@
+"""Run every Llama step of a Roboflow workflow on each image, through llamavis' own machinery.
+
+Each step is one resolved TaskConfig with its own Runner (so its own client, key and
+concurrency limit); one batch runs over the images, and an image is done when all its
+steps are. The cache, resume, ``--max-cost`` and exit codes are those of every task
+command. Prints nothing: results go to a callback, as in ``batch.run_batch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from .errors import ConfigError, LlamavisError
+from .roboflow import ROUTE, Step, Workflow
+from .roboflow_plan import concurrency, config_kwargs
+from .settings import TaskConfig, build_config
+from .tasks import Runner
+from .types import PreparedImage, Result, Usage
+
+TASK = "roboflow"
+
+
+@dataclass
+class StepRun:
+    """One step, resolved: what to ask whom, and how many requests it may have in flight."""
+
+    step: Step
+    cfg: TaskConfig
+    concurrency: int
+
+
+def configs(workflow: Workflow, opts: dict[str, Any]) -> list[StepRun]:
+    """Resolve every step up front: a bad option or a missing key stops the run before any image."""
+    accepted = set(inspect.signature(build_config).parameters)
+    runs = []
+    for step in workflow.steps:
+        try:
+            cfg = build_config(step.task, **config_kwargs(step, opts, accepted))
+        except LlamavisError as exc:
+            raise _for_step(exc, step) from None
+        runs.append(StepRun(step, cfg, concurrency(step, opts)))
+    return runs
+
+
+def _for_step(exc: LlamavisError, step: Step) -> LlamavisError:
+    exc.message = f"step {step.name!r}: {exc.message}"
+    if isinstance(exc, ConfigError) and exc.hint and f"keys set {ROUTE}" in exc.hint:
+        exc.hint += (f", or give --input {step.key_input}=KEY" if step.key_input
+                     else ", or write the step's api_key")
+    exc.args = (exc.message,)
+    return exc
+
+
+class SharedImages:
+    """Each image read once for all its steps: a URL downloaded once, standard input read once."""
+
+    def __init__(self, stdin: BinaryIO | None) -> None:
+        self.stdin = stdin
+        self._tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+
+    async def prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
+        return await self._once(("image", source, purpose, mimes),
+                                lambda: self._prepare(source, purpose, mimes))
+
+    async def _prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
+        from .images import prepare_image
+
+        data = await self._once(("bytes", source), lambda: self._read(source))
+        return await asyncio.to_thread(prepare_image, data, source=source, purpose=purpose,
+                                       accepted_mimes=mimes)
+
+    async def _read(self, source: str) -> bytes:
+        from .sources import read_source
+
+        return await asyncio.to_thread(read_source, source, stdin=self.stdin)
+
+    async def _once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(make())
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)  # one step cancelled must not cancel the others' read
+
+    def forget(self, source: str) -> None:
+        """Drop an image once all its steps are done (a batch of a million keeps none)."""
+        for key in [k for k in self._tasks if k[1] == source]:
+            del self._tasks[key]
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # seen by the steps that await it; not "never retrieved"
+
+
+class StepRunner(Runner):
+    """A Runner whose images come from the SharedImages of the run."""
+
+    def __init__(self, cfg: TaskConfig, *, images: SharedImages, **kwargs: Any) -> None:
+        super().__init__(cfg, **kwargs)
+        self.images = images
+
+    async def prepare(self, source: str) -> PreparedImage:
+        return await self.images.prepare(source, self.cfg.image_purpose, self.cfg.spec.image_mimes)
+
+
+def runners(runs: list[StepRun], images: SharedImages, **kwargs: Any) -> list[StepRunner]:
+    return [StepRunner(r.cfg, images=images, concurrency=r.concurrency, **kwargs) for r in runs]
+
+
+async def run_image(source: str, runs: list[StepRun], steps: list[StepRunner],
+                    images: SharedImages) -> Result:
+    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
+    tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()  # no-op for the finished ones
+        await asyncio.gather(*tasks, return_exceptions=True)
+        images.forget(source)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
+
+
+def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
+    """One Result per image for the batch: its output is the steps' entries, by step name."""
+    usage = Usage()
+    for _, result in pairs:
+        usage = usage + result.usage
+    failed = [(step, result.error) for step, result in pairs if result.error is not None]
+    error = None
+    if failed:
+        step, first = failed[0]
+        error = {"kind": first["kind"], "message": f"step {step.name!r}: {first['message']}"}
+    return Result(
+        image=source, task=TASK, output={step.name: entry(step, result) for step, result in pairs},
+        usage=usage, attempts=sum(r.attempts for _, r in pairs),
+        cached=all(r.cached for _, r in pairs), error=error,
+        elapsed_s=max((r.elapsed_s for _, r in pairs), default=0.0),
+    )
+
+
+def entry(step: Step, result: Result) -> dict[str, Any]:
+    """The block's two outputs (raw text, classes passed through) plus the validated value."""
+    return {
+        "output": result.raw,
+        "classes": step.classes,
+        "parsed": result.output if result.error is None else None,
+        "error": result.error,
+        "provider": result.provider,
+        "model": result.model,
+    }
+
+
+def record(result: Result, steps: list[Step]) -> dict[str, Any]:
+    """The per-image JSON object: ``{"image": PATH, "<step name>": {...}, ...}``."""
+    entries = result.output if isinstance(result.output, dict) else {}
+    out: dict[str, Any] = {"image": result.image}
+    for step in steps:  # a batch-level failure left no entries: each step shows its error
+        out[step.name] = entries.get(step.name) or {
+            "output": None, "classes": step.classes, "parsed": None, "error": result.error,
+            "provider": None, "model": None,
+        }
+    return out
+
+
+async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, Any],
+              on_result: Callable[[Result], None], on_progress: Callable[[Any], None] | None = None,
+              total: int | None = None, stdin: BinaryIO | None = None,
+              note: Callable[[str], None] | None = None,
+              debug: Callable[[str], None] | None = None) -> Any:
+    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual)."""
+    from .batch import run_batch
+    from .cache import ResultCache
+
+    cache = None if opts.get("no_cache") else ResultCache(on_warning=note)
+    images = SharedImages(stdin)
+    steps = runners(runs, images, cache=cache, stdin=stdin, debug=debug)
+    try:
+        return await run_batch(
+            sources, lambda source: run_image(source, runs, steps, images),
+            concurrency=max(r.concurrency for r in runs), on_result=on_result,
+            ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
+            on_progress=on_progress, total=total, task=TASK,
+        )
+    finally:
+        for runner in steps:
+            await runner.aclose()
+        if cache is not None:
+            cache.close()
+
+
+async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryIO | None,
+                  on_error: Callable[[str, LlamavisError], None]) -> dict[str, Any]:
+    """Every request a run would send (key redacted, image data shortened), sending nothing."""
+    from .pricing import estimate_request
+
+    images = SharedImages(stdin)
+    steps = runners(runs, images)
+    requests: list[dict[str, Any]] = []
+    cost: float | None = 0.0
+    try:
+        for source in sources:
+            try:
+                for run, runner in zip(runs, steps, strict=True):
+                    request = {"step": run.step.name, **await runner.dry_run(source)}
+                    est = estimate_request(run.cfg, request)
+                    cost = None if cost is None or est is None else cost + est
+                    requests.append(request)
+            except LlamavisError as exc:  # a bad image is reported once, the rest go on
+                on_error(source, exc)
+            images.forget(source)
+    finally:
+        for runner in steps:
+            await runner.aclose()
+    return {
+        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.spec.name,
+                   "model": r.cfg.model_id} for r in runs],
+        "request_count": len(requests),
+        "estimated_cost_usd": None if cost is None else round(cost, 8),
+        "requests": requests,
+    }
