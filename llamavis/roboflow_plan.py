@@ -95,8 +95,8 @@ def notes(workflow: Workflow, opts: dict[str, Any]) -> list[str]:
     free = [s for s in workflow.steps if s.free_variant]
     if free and not opts.get("model"):
         named = ", ".join(f"{s.name!r} ({s.model_version})" for s in free)
-        out.append(f"OpenRouter's (Free) variants of Llama 3.2 Vision no longer exist: {named} "
-                   "run on the regular model of the same size")
+        out.append("OpenRouter's (Free) variants of Llama 3.2 Vision no longer exist; "
+                   f"the regular model of the same size runs instead for {named}")
     other = chosen_provider(opts)
     keyed = [s.name for s in workflow.steps if s.api_key]
     if other and keyed:

@@ -21,7 +21,7 @@ from . import options as o
 HELP = "Run the Llama 3.2 Vision steps of a Roboflow workflow (or one step) on each image."
 EPILOG = """Examples:
 
-  $ llamavis roboflow examples/roboflow_workflow.json photos/ --input question='What is on the shelf?' --jsonl
+  $ llamavis roboflow examples/roboflow_workflow.json photos/ --input question='Any people?' --jsonl
 
   $ llamavis roboflow step.json shot.jpg --json
 
