@@ -281,14 +281,20 @@ def _json_or_none(text: str) -> Any:
 
 
 def _number(value: Any, key: str, step: str, kind: type, low: float, high: float | None) -> Any:
+    """An int or float field (a string from --input too), within its range."""
     if value is None:
         return None
     try:
-        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, bool):
             raise ValueError
-        number = kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"step {step!r}: {key} must be a number") from None
+        number = float(value)
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"step {step!r}: {key} must be {what}") from None
     if number < low or (high is not None and number > high):
         span = f"between {low} and {high}" if high is not None else f"{low} or more"
         raise UsageError(f"step {step!r}: {key} must be {span}")

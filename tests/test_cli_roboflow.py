@@ -326,3 +326,16 @@ def test_no_key_anywhere_exits_3_saying_where_to_put_it(tmp_path):
     proc = llamavis("roboflow", wf, str(EXAMPLES / "shapes.jpg"), "--input", "question=Which?")
     assert proc.returncode == 3, proc.stderr
     assert "OPENROUTER_API_KEY" in proc.stderr and "--input llama_api_key=KEY" in proc.stderr
+
+
+def test_an_image_on_standard_input_is_read_once_for_every_step(tmp_path):
+    wf = write(tmp_path, two_step_workflow())
+    with FakeServer(answers) as server:
+        proc = llamavis("roboflow", wf, "-", "--no-cache", "--base-url", server.url,
+                        "--input", "question=Which?", "--input", f"llama_api_key={KEY}",
+                        input=(EXAMPLES / "shapes.jpg").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == sorted(
+        [f"-\tscene\t{json.dumps(SCENE)}", "-\tanswer\tA red ball on grass."])
+    sent = {b["messages"][0]["content"][0]["image_url"]["url"] for b in server.requests}
+    assert len(server.requests) == 2 and len(sent) == 1  # both steps saw the same image

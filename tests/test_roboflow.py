@@ -165,3 +165,19 @@ def test_print_commands_quote_fields_and_name_the_key_variable_not_the_key(tmp_p
     odd = shlex.split(lines[3])
     assert odd[odd.index("--schema") + 1].startswith('{"type": "object"')
     assert json.loads(odd[odd.index("--schema") + 1])["required"] == ["a b int"]
+
+
+def test_images_from_another_step_are_noted_and_the_image_arguments_used(tmp_path):
+    doc = workflow(step(task_type="ocr", images="$steps.crop.crops"))
+    loaded = roboflow.load(write(tmp_path, doc), {})
+    assert loaded.notes == ["step 's' takes its images from $steps.crop.crops, which is not run: "
+                            "it is given the IMAGE arguments instead"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("3.5", "max_tokens must be a whole number"), ("many", "max_tokens must be a whole number"),
+    (True, "max_tokens must be a whole number"), ("0", "max_tokens must be 1 or more"),
+])
+def test_a_bad_max_tokens_names_the_step_and_field(tmp_path, value, message):
+    with pytest.raises(UsageError, match=f"step 's': {message}"):
+        load_one(tmp_path, step(task_type="ocr", max_tokens=value))
