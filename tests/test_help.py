@@ -140,7 +140,7 @@ print(json.dumps({"code": code, "heavy": heavy}))
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["caption", "--help"], ["structured", "--help"],
+@pytest.mark.parametrize("args", [["--help"], ["caption", "--help"], ["structured", "--help"], ["roboflow", "--help"],
                                   ["keys", "set", "--help"], ["--version"]])
 def test_help_and_version_import_no_heavy_dependency(args):
     proc = subprocess.run([sys.executable, "-c", IMPORTS_AFTER, *args, ",".join(HEAVY)],
