@@ -8,6 +8,7 @@
     │   └── AuthError              exit 3   401/403 from the provider: stops the batch
     ├── ImageError                 bad_image, per image
     ├── ProviderError              provider, with the provider's own message surfaced
+    │   ├── ModelUnavailable       provider: the route does not serve the model (any more)
     │   ├── RateLimited            rate_limited (retry_after)
     │   └── ProviderTimeout        timeout
     ├── NetworkError               network
@@ -113,6 +114,12 @@ class ProviderError(LlamavisError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.body = body
+
+
+class ModelUnavailable(ProviderError):
+    """The route answered that it does not serve the model: another route may."""
+
+    kind = "provider"
 
 
 class RateLimited(ProviderError):

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import prompts
-from .backends.providers import AUTO_ORDER, PROVIDERS, ProviderSpec, env_key, get_provider
+from .backends.providers import (
+    AUTO_ORDER,
+    PROVIDERS,
+    ProviderSpec,
+    env_key,
+    get_provider,
+    resolve_base_url,
+)
 from .config import load_keys
 from .errors import ConfigError, UsageError
 from .types import GenParams
@@ -106,8 +113,9 @@ def pick_provider(name: str | None, base_url: str | None, api_key: str | None) -
         return PROVIDERS["local"]
     raise ConfigError(
         "no provider configured",
-        hint="set OPENROUTER_API_KEY (or NOVITA_API_KEY, DEEPINFRA_API_KEY), "
-        "run `llamavis keys set openrouter`, or use --provider local/ollama with --base-url",
+        hint="set DEEPINFRA_API_KEY (or another provider's key, see `llamavis providers`), "
+        "run `llamavis keys set deepinfra`, or use --provider local/ollama with --base-url; "
+        "`llamavis doctor` shows which routes serve the model",
     )
 
 
@@ -221,7 +229,7 @@ def build_config(
         prompt_text=text,
         spec=spec,
         model_id=spec.model_id(model),
-        base_url=(base_url or spec.base_url).rstrip("/"),
+        base_url=resolve_base_url(spec, base_url),  # --base-url, LLAMAVIS_<P>_BASE_URL, default
         params=params,
         api_key=key,
         max_retries=max_retries,

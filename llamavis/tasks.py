@@ -105,6 +105,7 @@ class Runner:
 
     async def prepare(self, source: str) -> PreparedImage:
         """Read and prepare one image off the event loop (both cores work)."""
+        from .backends.models import profile_for
         from .images import prepare_image
         from .sources import read_source
 
@@ -113,6 +114,7 @@ class Runner:
             return prepare_image(
                 data, source=source, purpose=self.cfg.image_purpose,
                 accepted_mimes=self.cfg.spec.image_mimes,
+                max_side=profile_for(self.cfg.model_id).max_side,  # the model family's own size
             )
 
         return await asyncio.to_thread(work)
@@ -250,10 +252,13 @@ class Runner:
 
         image = await self.prepare(source)
         payload = self.payload(build_messages(image, self.cfg.prompt_text), stream=False)
+        # What this provider's wire really carries (Workers AI: its native input).
+        wire = getattr(self.client, "request_for", None)
+        url, payload = wire(payload) if wire else (f"{self.cfg.base_url}/chat/completions", payload)
         return {
             "image": source,
             "method": "POST",
-            "url": f"{self.cfg.base_url}/chat/completions",
+            "url": url,
             "headers": self.client.headers(redact=True),
             "json": redact_payload(payload),
             "image_size": [image.width, image.height],

@@ -3,6 +3,9 @@
     with FakeServer(reply=lambda req: "a cat") as server:
         subprocess.run(["llamavis", "caption", "x.jpg", "--base-url", server.url, ...])
         server.requests  # every JSON body received
+        server.paths     # the path (and query) each was posted to
+
+``get={"/v1/models": {...}}`` sets what a GET of a path answers (a dict, or a Reply).
 
 A reply function gets the request JSON and returns either a string (the answer
 text), a ``Reply`` (status, body, headers, stream chunks, delay) or a list of
@@ -60,10 +63,15 @@ def stream_lines(text: str, *, model: str = "m", finish_reason: str = "stop",
 class FakeServer:
     """A threaded HTTP server answering /v1/chat/completions and /v1/models."""
 
-    def __init__(self, reply: Callable[[dict[str, Any]], Any] | str | list[Any] = "a test answer") -> None:
+    def __init__(self, reply: Callable[[dict[str, Any]], Any] | str | list[Any] = "a test answer",
+                 *, get: dict[str, Any] | None = None) -> None:
         self.reply = reply
+        # GET answers by path (without the query); others get a one-model list.
+        self.get = get or {}
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []  # the path and query of every POST, in order
+        self.get_paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         # time.monotonic() when the first and the last SSE chunk of a stream went out
@@ -115,7 +123,15 @@ class FakeServer:
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+                with server._lock:
+                    server.get_paths.append(self.path)
+                answer = server.get.get(self.path.split("?", 1)[0])
+                if isinstance(answer, Reply):
+                    self._send(answer.status, answer.body, answer.headers)
+                elif answer is not None:
+                    self._send(200, answer)
+                else:
+                    self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -123,6 +139,7 @@ class FakeServer:
                 with server._lock:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
+                    server.paths.append(self.path)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:

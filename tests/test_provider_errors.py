@@ -9,6 +9,8 @@ import pytest
 from llamavis.backends.errors import error_from_chunk, error_from_response, retry_after_from
 from llamavis.errors import (
     AuthError,
+    ConfigError,
+    ModelUnavailable,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -127,7 +129,7 @@ def test_openrouter_raw_as_text_or_object(raw):
     assert not exc.retryable
 
 
-def test_openrouter_availability_error_without_code_hints_at_models():
+def test_openrouter_availability_error_without_code_names_doctor_and_fallback_routes():
     exc = err(
         404,
         {
@@ -141,10 +143,11 @@ def test_openrouter_availability_error_without_code_hints_at_models():
     )
     check(
         exc,
-        ProviderError,
+        ModelUnavailable,
         "provider",
         "openrouter HTTP 404: No endpoints found",
-        "check the model id with `llamavis models`",
+        "`llamavis doctor`",
+        "--fallback deepinfra,cloudflare",
     )
 
 
@@ -286,10 +289,12 @@ def test_ollama_model_not_found():
     )
     check(
         exc,
-        ProviderError,
+        ModelUnavailable,
         "provider",
         'ollama HTTP 404: model "llama3.2-vision:11b" not found',
         "llamavis models",
+        "ollama pull llama3.2-vision",
+        "Ollama 0.30 and later cannot run it",
     )
 
 
@@ -402,3 +407,44 @@ def test_retry_after_forms():
 ])
 def test_in_band_client_errors_are_not_retried(chunk):
     assert not error_from_chunk(chunk, "local").retryable
+
+
+# -- routes that do not serve the model, and accounts that must act first ----------------
+
+
+def test_openrouter_no_endpoints_for_the_model_is_a_dead_route_with_next_steps():
+    exc = err(404, {"error": {"message": "No endpoints found for "
+                              "meta-llama/llama-3.2-11b-vision-instruct.", "code": 404}})
+    check(exc, ModelUnavailable, "provider",
+          "No endpoints found for meta-llama/llama-3.2-11b-vision-instruct.", "llamavis doctor")
+    assert "openrouter" not in exc.hint  # the fallback routes named are other routes
+
+
+def test_no_endpoint_for_the_parameters_sent_is_not_a_dead_route():
+    # require_parameters eliminated every endpoint: the model lives, response_format is refused.
+    exc = err(404, {"error": {"message": "No endpoints found that can handle the requested "
+                              "parameters.", "code": 404}})
+    assert type(exc) is ProviderError
+
+
+def test_cloudflare_licence_error_5016_is_a_config_error_naming_agree():
+    exc = err(403, {"result": None, "success": False, "messages": [], "errors": [
+        {"code": 5016, "message": "Prior to using this model, you must submit the prompt 'agree'"}]},
+        provider="cloudflare")
+    assert type(exc) is ConfigError and exc.exit_code == 3
+    assert "you must submit the prompt 'agree'" in str(exc)
+    assert "llamavis agree cloudflare" in str(exc)
+
+
+def test_cloudflare_no_such_model_keeps_its_words_and_is_a_dead_route():
+    exc = err(400, {"result": None, "success": False, "errors": [
+        {"code": 5007, "message": "No such model @cf/meta/llama-3.2-90b-vision-instruct or task"}]},
+        provider="cloudflare")
+    check(exc, ModelUnavailable, "provider", "cloudflare HTTP 400: No such model", "doctor")
+
+
+def test_ollama_030_unknown_architecture_says_to_use_an_older_ollama():
+    exc = err(500, {"error": {"message": "unknown model architecture: 'mllama'"}},
+              provider="ollama")
+    check(exc, ModelUnavailable, "provider", "unknown model architecture", "older Ollama")
+    assert not exc.retryable

@@ -182,7 +182,7 @@ SHAPES = [
         "message": "No endpoints found for meta-llama/llama-3.2-11b-vision-instruct:free.",
         "error_type": "not_found", "http_status": 404,
         "availability": {"code": "free_variant_ended"}}}),
-     ["openrouter HTTP 404", "No endpoints found", "llamavis models"]),
+     ["openrouter HTTP 404", "No endpoints found", "llamavis doctor", "--fallback"]),
     ("local", error(400, "openai", "Prompting with images is incompatible with system messages."),
      ["local HTTP 400", "incompatible with system messages"]),
     ("local", error(400, "vllm-flat", "The model does not support image input"),

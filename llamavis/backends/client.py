@@ -78,6 +78,7 @@ class ChatClient:
         self._clock, self._wall_clock = clock, wall_clock
         self._pools: list[httpx.AsyncClient] = []
         self._turn = 0
+        self._urls: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
@@ -99,8 +100,24 @@ class ChatClient:
         headers = {"Content-Type": "application/json", "User-Agent": f"llamavis/{__version__}"}
         headers.update(self.spec.extra_headers)
         if self._api_key:
-            headers["Authorization"] = "Bearer ***" if redact else f"Bearer {self._api_key}"
+            key = "***" if redact else self._api_key
+            headers["Authorization"] = f"Bearer {key}"
+            if self.spec.key_header == "bearer+api-key":
+                headers["api-key"] = key
         return headers
+
+    def url(self, path: str) -> str:
+        """``path`` under the base URL, keeping the base URL's query; the provider's
+        api-version added unless the base URL names one."""
+        if path in self._urls:  # once per client: the per-request path stays cheap
+            return self._urls[path]
+        base = httpx.URL(self.base_url)
+        params = base.params
+        if self.spec.api_version and "api-version" not in params:
+            params = params.set("api-version", self.spec.api_version)
+        joined = base.copy_with(path=base.path.rstrip("/") + "/" + path, query=None)
+        self._urls[path] = str(joined.copy_with(params=params)) if params else str(joined)
+        return self._urls[path]
 
     async def chat(
         self,
@@ -117,8 +134,16 @@ class ChatClient:
         return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
 
     async def list_models(self) -> list[dict]:
-        """The ``data`` list of the provider's ``GET /models``."""
-        return await self._run(self._models_attempt, None)
+        """The model objects of the provider's model list (``GET /models``: its ``data``)."""
+        data, body = await self.get_json(self._models_url())
+        items = self._model_items(data)
+        if not isinstance(items, list):
+            raise self._bad_body(body)
+        return [item for item in items if isinstance(item, dict)]
+
+    async def get_json(self, url: str) -> tuple[Any, bytes]:
+        """``GET url`` (retried like a chat request): the parsed JSON and the raw body."""
+        return await self._run(lambda: self._within_timeout(self._get_exchange(url)), None)
 
     # -- one attempt ------------------------------------------------------------
 
@@ -162,16 +187,20 @@ class ChatClient:
                 hint="raise --timeout for slow models",
             ) from None
 
+    def request_for(self, payload: dict) -> tuple[str, dict]:
+        """The URL and JSON body that carry ``payload`` on this wire (another wire overrides)."""
+        return self.url("chat/completions"), payload
+
     async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
-        url = f"{self.base_url}/chat/completions"
+        url, wire = self.request_for(payload)
         self._log(
             f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
-            f"payload: {json.dumps(redact_payload(payload), ensure_ascii=False)}"
+            f"payload: {json.dumps(redact_payload(wire), ensure_ascii=False)}"
         )
         with self._translated():
             started = self._clock()
             request = self._client().build_request(
-                "POST", url, json=payload, headers=self.headers()
+                "POST", url, json=wire, headers=self.headers()
             )
             response = await self._send(request)
             try:
@@ -200,7 +229,7 @@ class ChatClient:
     async def _read_stream(
         self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
     ) -> Completion:
-        stream = ChatStream(self.spec.name)
+        stream = self._new_stream()
         async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
             while not stream.done:
                 # After finish_reason only usage (or [DONE]) is still to come: a server that
@@ -224,6 +253,10 @@ class ChatClient:
         return self._completion(
             stream.text, stream.finish_reason, stream.usage, stream.model, stream.id, payload
         )
+
+    def _new_stream(self) -> Any:
+        """The assembler of this wire's stream events (ChatStream's face)."""
+        return ChatStream(self.spec.name)
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         self._log_body(body)
@@ -278,11 +311,10 @@ class ChatClient:
             id=id_ if isinstance(id_, str) else None,
         )
 
-    async def _models_attempt(self) -> list[dict]:
-        return await self._within_timeout(self._models_exchange())
+    def _models_url(self) -> str:
+        return self.url("models")
 
-    async def _models_exchange(self) -> list[dict]:
-        url = f"{self.base_url}/models"
+    async def _get_exchange(self, url: str) -> tuple[Any, bytes]:
         self._log(f"GET {url}\nheaders: {json.dumps(self.headers(redact=True))}")
         with self._translated():
             response = await self._send(
@@ -294,11 +326,11 @@ class ChatClient:
                 await response.aclose()
         if response.status_code >= 400:
             raise self._error(response, body)
-        data = self._json(body)
-        items = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise self._bad_body(body)
-        return [item for item in items if isinstance(item, dict)]
+        return self._json(body), body
+
+    def _model_items(self, data: Any) -> Any:
+        """The list of model objects in a models answer (OpenAI: its ``data``)."""
+        return data.get("data") if isinstance(data, dict) else data
 
     # -- helpers ----------------------------------------------------------------
 

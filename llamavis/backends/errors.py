@@ -9,7 +9,13 @@ Body shapes understood (see ../shared/providers.md section 6):
   "type", "code"}}``; old vLLM flat ``{"object": "error", "message", ...}``.
 - TGI ``{"error": "...", "error_type": "validation"}``.
 - FastAPI (DeepInfra native, transformers serve) ``{"detail": "..." | {"error": ...} | [...]}``.
+- Cloudflare's API envelope ``{"result": null, "success": false, "errors": [{"code",
+  "message"}]}`` (Workers AI: 5016 licence not accepted, 5007/3042 no such model).
 - ``text/plain`` or HTML (transformers serve's bare "Internal Server Error", proxies).
+
+An answer saying the route does not serve the model (OpenRouter's "No endpoints found
+for ...", a retired id, a server's model-not-found) becomes ``ModelUnavailable``, whose
+hint names the next step: ``llamavis doctor`` and the routes known to serve the model.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import Any
 
 from ..errors import (
     AuthError,
+    ConfigError,
     LlamavisError,
+    ModelUnavailable,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -40,7 +48,17 @@ _AUTH_WORDS = re.compile(
     re.I,
 )
 _NOT_AUTH_WORDS = re.compile(r"model[ _]access|access to (this|the) model|verif|region", re.I)
-_MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended"}
+_MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended",
+                "5007", "3042"}  # the last two: Workers AI "No such model", "invalid model"
+_NOT_SERVED = re.compile(
+    r"no endpoints found for|no such model|unknown model architecture"
+    r"|model\b.{0,120}\b(not found|does not exist|not available|deprecated|decommissioned|retired"
+    r"|no longer (available|supported|served))"
+    r"|\b(deprecated|decommissioned|retired)\b.{0,60}\bmodel", re.I)
+# OpenRouter's 404 when no endpoint honours the parameters sent (require_parameters):
+# the model lives, response_format is the problem (tasks.Runner retries without it).
+_PARAMETERS = re.compile(r"requested parameters|constraint_filtered|response_format", re.I)
+_AGREEMENT_CODES = {"5016"}  # Workers AI: Meta's licence not yet accepted on the account
 
 
 def error_from_response(
@@ -57,6 +75,10 @@ def error_from_response(
     message = f"{provider} HTTP {status}: {info.message or _reason(status)}"
     retry_after = retry_after_from(headers, info.metadata_headers, info.retry_after, now=now)
     kw: dict[str, Any] = dict(status=status, provider=provider, body=data)
+    if str(info.code) in _AGREEMENT_CODES:
+        return ConfigError(message, hint=f"accept Meta's licence once: run `llamavis agree {provider}`")
+    if _not_served(status, info):
+        return ModelUnavailable(message, hint=dead_route_hint(provider), **kw)
     if status == 401 or (status == 403 and _is_auth(info)):
         return AuthError(message, hint=_key_hint(provider), status=status, provider=provider)
     if status == 403 and info.moderation:
@@ -146,6 +168,9 @@ class _ErrorInfo:
         err = data.get("error") if isinstance(data, dict) else None
         if isinstance(data, dict) and data.get("object") == "error":
             err = data  # old vLLM: flat
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if not isinstance(err, dict) and isinstance(errors, list) and errors:
+            err = errors[0]  # Cloudflare's API envelope
         self.err: dict[str, Any] = err if isinstance(err, dict) else {}
         meta = self.err.get("metadata")
         self.meta: dict[str, Any] = meta if isinstance(meta, dict) else {}
@@ -173,7 +198,7 @@ class _ErrorInfo:
         self.retry_after = self.err.get("retry_after", self.meta.get("retry_after"))
 
     def _message(self, data: Any) -> str:
-        text = _message_of(data)
+        text = _message_of(data) or _message_of(self.err)
         upstream = _message_of(_maybe_json(self.meta.get("raw")))
         name = self.meta.get("provider_name")
         if upstream in text:
@@ -254,6 +279,29 @@ def _hint(status: int, info: _ErrorInfo, retry_after: float | None) -> str | Non
     if status == 500 and info.message.lower() in ("", "internal server error"):
         return "the server's log has the cause"
     return None
+
+
+def _not_served(status: int, info: _ErrorInfo) -> bool:
+    """Whether an error answer says this route does not serve the model."""
+    if status not in (400, 404, 410, 500) or _PARAMETERS.search(f"{info.message} {info.kind}"):
+        return False
+    if status == 500:  # Ollama >= 0.30 loading llama3.2-vision
+        return "unknown model architecture" in info.message.lower()
+    return bool(_MODEL_CODES & set(info.kind.split())) or bool(_NOT_SERVED.search(info.message))
+
+
+def dead_route_hint(provider: str, alias: str = "11b") -> str:
+    """What to do when ``provider`` does not serve the model: doctor, and routes that do."""
+    from .models import serving_routes
+
+    if provider == "ollama":
+        return ("run `ollama pull llama3.2-vision`; Ollama 0.30 and later cannot run it, so use "
+                "an older Ollama; `llamavis models -P ollama` lists what the server has")
+    if provider == "local":
+        return ("`llamavis models -P local --base-url URL` lists what the server serves; "
+                "`llamavis doctor` finds other routes")
+    routes = ",".join(serving_routes(alias, exclude=(provider,)))
+    return f"not served there: `llamavis doctor` finds the routes you can reach, or add --fallback {routes}"
 
 
 def _key_hint(provider: str) -> str:

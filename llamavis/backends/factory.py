@@ -18,4 +18,8 @@ def make_client(spec: ProviderSpec, **kwargs: Any) -> Any:
         from .client import ChatClient
 
         return ChatClient(spec, **kwargs)
+    if spec.wire == "cloudflare":
+        from .cloudflare import CloudflareClient
+
+        return CloudflareClient(spec, **kwargs)
     raise NotImplementedError(f"no client for the {spec.wire!r} wire of {spec.name}")

@@ -62,9 +62,12 @@ def _response_format(spec: ProviderSpec, schema: dict | None, wanted: bool) -> d
 
 
 def redact_payload(payload: Any) -> Any:
-    """A copy of ``payload`` with every ``data:...;base64,`` URL cut to its first 32 characters."""
+    """A copy of ``payload`` with every ``data:...;base64,`` URL cut to its first 32 characters
+    (and an image sent as a list of byte values, as Workers AI takes it, cut the same way)."""
     if isinstance(payload, dict):
         return {key: redact_payload(value) for key, value in payload.items()}
+    if isinstance(payload, list) and len(payload) > _KEEP_CHARS and isinstance(payload[0], int):
+        return [*payload[:8], f"…({len(payload)} bytes)"]
     if isinstance(payload, list):
         return [redact_payload(item) for item in payload]
     if isinstance(payload, str) and payload.startswith("data:") and ";base64," in payload:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 
 JsonMode = Literal["json_schema", "json_object", None]
 
@@ -44,15 +44,32 @@ class ProviderSpec:
     # Which client class speaks to it (backends/factory.py): "openai" for every
     # OpenAI-compatible endpoint; other wires get a class of their own.
     wire: str = "openai"
+    # The provider's own variables for its endpoint, read after LLAMAVIS_<NAME>_BASE_URL
+    # (Azure: the user's endpoint, no default).
+    base_url_envs: tuple[str, ...] = ()
+    # Variables that fill "{account}" in base_url (Cloudflare's account id).
+    account_envs: tuple[str, ...] = ()
+    # How the key travels: "bearer" (Authorization), or "bearer+api-key" as Azure's
+    # inference SDK sends it (Foundry endpoints take one header, serverless the other).
+    key_header: Literal["bearer", "bearer+api-key"] = "bearer"
+    api_version: str | None = None  # the api-version query parameter, where one is needed
 
     def model_id(self, model: str | None) -> str:
-        """Resolve an alias (11b/90b), a Roboflow model_version, or pass an id through."""
+        """Resolve an alias (11b/90b/scout/maverick), a Roboflow model_version, or pass an id."""
         if not model:
             model = "11b"
         alias = resolve_alias(model)
-        if alias is not None:
-            return self.models[alias]
-        return model
+        if alias is None:
+            return model
+        if alias not in self.models:
+            served = ", ".join(self.models) or "none"
+            raise UsageError(f"{self.name} does not serve {alias}; its aliases: {served}",
+                             hint="give a model id with -m, or see `llamavis models`")
+        return self.models[alias]
+
+    def alias_of(self, model_id: str) -> str | None:
+        """The alias this provider serves ``model_id`` under, if any."""
+        return next((alias for alias, known in self.models.items() if known == model_id), None)
 
     def price(self, model_id: str) -> Price | None:
         return self.prices.get(model_id)
@@ -62,6 +79,10 @@ _OPENROUTER_11B = "meta-llama/llama-3.2-11b-vision-instruct"
 _OPENROUTER_90B = "meta-llama/llama-3.2-90b-vision-instruct"
 _HF_11B = "meta-llama/Llama-3.2-11B-Vision-Instruct"
 _HF_90B = "meta-llama/Llama-3.2-90B-Vision-Instruct"
+_HF_SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
+_HF_MAVERICK = "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8"
+_CF_11B = "@cf/meta/llama-3.2-11b-vision-instruct"
+_HF_IDS = {"11b": _HF_11B, "90b": _HF_90B, "scout": _HF_SCOUT, "maverick": _HF_MAVERICK}
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
@@ -70,7 +91,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
             name="openrouter",
             base_url="https://openrouter.ai/api/v1",
             key_envs=("OPENROUTER_API_KEY",),
-            models={"11b": _OPENROUTER_11B, "90b": _OPENROUTER_90B},
+            models={"11b": _OPENROUTER_11B, "90b": _OPENROUTER_90B,
+                    "scout": "meta-llama/llama-4-scout", "maverick": "meta-llama/llama-4-maverick"},
             json_mode="json_schema",
             require_parameters=True,
             extra_headers={
@@ -83,7 +105,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 _OPENROUTER_11B: (0.049, 0.049, 0.0),
                 _OPENROUTER_90B: (0.35, 0.40, 0.0005058),
             },
-            description="OpenRouter (hosted; routes to several upstream providers)",
+            description="OpenRouter (hosted; lists Llama 3.2 Vision with no live endpoint)",
         ),
         ProviderSpec(
             name="novita",
@@ -92,25 +114,62 @@ PROVIDERS: dict[str, ProviderSpec] = {
             models={"11b": _OPENROUTER_11B, "90b": _OPENROUTER_90B},
             json_mode=None,
             # No public price found for Novita's 11B (providers.md section 7): costs unknown.
-            description="Novita AI (hosted)",
+            description="Novita AI (hosted; retired the 11B on 2025-05-28)",
         ),
         ProviderSpec(
             name="deepinfra",
             base_url="https://api.deepinfra.com/v1/openai",
             key_envs=("DEEPINFRA_API_KEY", "DEEPINFRA_TOKEN"),
-            models={"11b": _HF_11B, "90b": _HF_90B},
+            models=_HF_IDS,
             json_mode="json_object",
             prices={_HF_11B: (0.049, 0.049, 0.0), _HF_90B: (0.35, 0.40, 0.0)},
             description="DeepInfra (hosted)",
         ),
         ProviderSpec(
+            name="cloudflare",
+            # Workers AI's native API: its OpenAI-compatible path is reported to answer image
+            # parts with empty content on this model (providers.md section 10).
+            base_url="https://api.cloudflare.com/client/v4/accounts/{account}/ai",
+            key_envs=("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_AUTH_TOKEN"),
+            account_envs=("CLOUDFLARE_ACCOUNT_ID",),
+            models={"11b": _CF_11B, "scout": "@cf/meta/llama-4-scout-17b-16e-instruct"},
+            json_mode=None,
+            stream_usage=False,
+            prices={_CF_11B: (0.049, 0.68, 0.0)},  # cloudflare-docs model page
+            description="Cloudflare Workers AI (hosted, native API; 11B only)",
+            wire="cloudflare",
+        ),
+        ProviderSpec(
+            name="azure",
+            base_url="",  # the user's own Foundry or serverless endpoint
+            base_url_envs=("AZURE_AI_CHAT_ENDPOINT",),
+            key_envs=("AZURE_AI_CHAT_KEY",),
+            models={"11b": "Llama-3.2-11B-Vision-Instruct", "90b": "Llama-3.2-90B-Vision-Instruct"},
+            json_mode="json_object",
+            key_header="bearer+api-key",
+            # The REST version azure-ai-inference uses for Foundry, serverless and managed
+            # endpoints alike; a base URL that carries its own api-version keeps it.
+            api_version="2024-05-01-preview",
+            description="Azure AI Foundry (your endpoint: serverless API or Foundry models)",
+        ),
+        ProviderSpec(
+            name="langmart",
+            base_url="https://api.langmart.ai/v1",
+            key_envs=("LANGMART_API_KEY",),
+            models={"11b": _OPENROUTER_11B, "90b": _OPENROUTER_90B},
+            json_mode=None,
+            prices={_OPENROUTER_90B: (0.35, 0.40, 0.0005058)},  # langmart.ai model docs
+            description="LangMart (hosted gateway; DeepInfra upstream)",
+        ),
+        ProviderSpec(
             name="local",
             base_url="http://127.0.0.1:8000/v1",
             key_envs=("LLAMAVIS_API_KEY",),
-            models={"11b": _HF_11B, "90b": _HF_90B},
+            models=_HF_IDS,
             json_mode="json_schema",
             key_required=False,
-            description="any OpenAI-compatible server: vLLM <=0.10.2, MAX serve, TGI, transformers serve",
+            description="any OpenAI-compatible server: vLLM <=0.10.2, SGLang, MLX-VLM, TGI, "
+                        "transformers serve",
         ),
         ProviderSpec(
             name="ollama",
@@ -126,7 +185,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
 }
 
 # The order in which a provider is picked when none is named: the first with a key.
-AUTO_ORDER = ("openrouter", "novita", "deepinfra", "local", "ollama")
+AUTO_ORDER = ("openrouter", "novita", "deepinfra", "cloudflare", "azure", "langmart", "local",
+              "ollama")
 
 # Roboflow's "Llama 3.2 Vision" block names its models like "11B (Free) - OpenRouter".
 # The :free variants were withdrawn by OpenRouter (providers.md section 0 #10), so
@@ -135,9 +195,9 @@ _ROBOFLOW = re.compile(r"^\s*(11|90)\s*B\s*\((free|regular)\)\s*-\s*openrouter\s
 
 
 def resolve_alias(model: str) -> str | None:
-    """'11b', '90B', '11B (Free) - OpenRouter' -> '11b'/'90b'; None for a provider id."""
+    """'11b', '90B', 'scout', '11B (Free) - OpenRouter' -> the alias; None for a provider id."""
     m = model.strip().lower()
-    if m in ("11b", "90b"):
+    if m in ("11b", "90b", "scout", "maverick"):
         return m
     match = _ROBOFLOW.match(model)
     if match:
@@ -162,3 +222,30 @@ def env_key(spec: ProviderSpec, environ: Mapping[str, str] | None = None) -> str
         if value:
             return value
     return None
+
+
+def base_url_env(spec: ProviderSpec) -> str:
+    """The variable that sets this provider's endpoint: LLAMAVIS_<NAME>_BASE_URL."""
+    return f"LLAMAVIS_{spec.name.upper()}_BASE_URL"
+
+
+def resolve_base_url(
+    spec: ProviderSpec, explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """The endpoint for ``spec``: --base-url, then LLAMAVIS_<NAME>_BASE_URL, then the
+    provider's own variables, then the default; ConfigError naming what to set if none."""
+    env = os.environ if environ is None else environ
+    for value in (explicit, *(env.get(var) for var in (base_url_env(spec), *spec.base_url_envs))):
+        if value and value.strip():
+            return value.strip().rstrip("/")
+    if not spec.base_url:
+        names = " or ".join((*spec.base_url_envs, base_url_env(spec)))
+        raise ConfigError(f"no endpoint for {spec.name}",
+                          hint=f"set {names} to your endpoint, or pass --base-url")
+    if "{account}" not in spec.base_url:
+        return spec.base_url
+    account = next((env[v].strip() for v in spec.account_envs if env.get(v, "").strip()), None)
+    if account is None:
+        raise ConfigError(f"no {spec.name} account id",
+                          hint=f"set {spec.account_envs[0]}, or pass --base-url with the account in it")
+    return spec.base_url.replace("{account}", account)

@@ -28,47 +28,42 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 
 def providers(json_out: JsonFlag = False) -> None:
-    """List providers, their base URLs, key variables and whether a key is set.
+    """List providers, their endpoints, key variables, whether a key is set, and local servers.
 
     Example:  llamavis providers
     """
-    from ..backends.providers import PROVIDERS, env_key
+    from ..backends.models import LOCAL_STACKS
+    from ..backends.providers import PROVIDERS, base_url_env, env_key, resolve_base_url
     from ..config import load_keys
+    from ..errors import ConfigError
 
     stored = load_keys()
     rows = []
     for spec in PROVIDERS.values():
         source = "env" if env_key(spec) else ("keys file" if spec.name in stored else "")
-        rows.append({
+        try:
+            endpoint = resolve_base_url(spec)
+        except ConfigError as exc:  # Azure's own endpoint, Cloudflare's account: not set
+            endpoint = f"({exc.hint})" if exc.hint else spec.base_url
+        row = {
             "provider": spec.name,
-            "base_url": spec.base_url,
+            "base_url": endpoint,
             "key_env": " or ".join(spec.key_envs) or "-",
             "key": f"set ({source})" if source else ("not needed" if not spec.key_required else "not set"),
             "json_mode": spec.json_mode or "prompt only",
-        })
+        }
+        if json_out:
+            row["base_url_env"] = " or ".join((base_url_env(spec), *spec.base_url_envs))
+            row["local_stacks"] = [vars(s) for s in LOCAL_STACKS if s.provider == spec.name]
+        rows.append(row)
     _emit(rows, json_out, ["provider", "base_url", "key_env", "key", "json_mode"])
-
-
-def models(
-    provider: Annotated[str | None, typer.Option("-P", "--provider", help="Only this provider.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """List model aliases (11b, 90b) and the model id each provider uses for them.
-
-    Example:  llamavis models --provider deepinfra
-    """
-    from ..backends.providers import PROVIDERS, get_provider
-
-    specs = [get_provider(provider)] if provider else list(PROVIDERS.values())
-    rows = []
-    for spec in specs:
-        for alias, model_id in spec.models.items():
-            price = spec.price(model_id)
-            rows.append({
-                "provider": spec.name, "alias": alias, "model": model_id,
-                "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-",
-            })
-    _emit(rows, json_out, ["provider", "alias", "model", "usd_per_mtok_in_out"])
+    if not json_out:
+        out = sys.stdout.write
+        out("\nEvery endpoint can be set per provider: LLAMAVIS_<PROVIDER>_BASE_URL.\n"
+            "Local servers that still run Llama 3.2 Vision (then -P PROVIDER --base-url URL -m MODEL):\n")
+        for stack in LOCAL_STACKS:
+            out(f"  {stack.name}: {stack.command}\n    -P {stack.provider} --base-url "
+                f"{stack.base_url} -m {stack.model}  ({stack.note})\n")
 
 
 def prompts_cmd(
@@ -155,7 +150,9 @@ def keys_path_cmd() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from . import models as models_cmd
+
     app.command("providers", rich_help_panel="Setup")(providers)
-    app.command("models", rich_help_panel="Setup")(models)
+    app.command("models", rich_help_panel="Setup")(models_cmd.models)
     app.command("prompts", rich_help_panel="Setup")(prompts_cmd)
     app.add_typer(keys_app, name="keys", rich_help_panel="Setup")

@@ -137,7 +137,7 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
                    opts: dict[str, Any], total: int | None = None) -> int:
     from ..batch import run_batch
     from ..cache import ResultCache
-    from ..tasks import Runner
+    from ..routes import make_runner
 
     if opts.get("max_cost") is not None and cfg.spec.price(cfg.model_id) is None:
         render.note(f"no price is known for {cfg.spec.name} {cfg.model_id}: --max-cost counts only "
@@ -145,8 +145,9 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
     cache = None if opts.get("no_cache") else ResultCache(on_warning=render.note)
     out = render.ResultSink(task=cfg.task, single=single, opts=opts, sidecars=sidecars)
     debug = render.debug_line if opts.get("debug") else None
-    runner = Runner(cfg, cache=cache, stdin=sys.stdin.buffer, concurrency=opts.get("concurrency", 4),
-                    debug=debug)
+    # --fallback: a route wrapper with the Runner's face (llamavis/routes.py); else a Runner.
+    runner = make_runner(cfg, opts.get("fallback"), on_note=render.note, cache=cache,
+                         stdin=sys.stdin.buffer, concurrency=opts.get("concurrency", 4), debug=debug)
     live = out.live_stream() if single else None
 
     async def run_one(source: str) -> Result:

@@ -48,11 +48,13 @@ def main(
 
 
 def _register() -> None:
-    from . import admin, commands, roboflow
+    from . import admin, agree, commands, doctor, roboflow
 
     commands.register(app)
     admin.register(app)
     roboflow.register(app)
+    app.command("doctor", rich_help_panel="Setup")(doctor.doctor)
+    app.command("agree", rich_help_panel="Setup")(agree.agree)
 
 
 _register()

@@ -42,11 +42,12 @@ def _opt(name: str, typ: Any, default: Any, *decls: str, panel: str, **kw: Any) 
 COMMON: list[Param] = [
     IMAGES,
     _opt("provider", str | None, None, "-P", "--provider", panel=MODEL, envvar="LLAMAVIS_PROVIDER",
-         help="openrouter, novita, deepinfra, ollama or local. Default: the first with a key set."),
+         help="openrouter, novita, deepinfra, cloudflare, azure, langmart, ollama or local. "
+         "Default: the first with a key set."),
     _opt("model", str | None, None, "-m", "--model", panel=MODEL, envvar="LLAMAVIS_MODEL",
-         help="11b (default), 90b, a provider model id, or a Roboflow model_version like '11B (Regular) - OpenRouter'."),
+         help="11b (default), 90b, scout, maverick (Llama 4), a provider model id, or a Roboflow model_version like '11B (Regular) - OpenRouter'."),
     _opt("base_url", str | None, None, "--base-url", panel=MODEL, envvar="LLAMAVIS_BASE_URL",
-         help="Send to this OpenAI-compatible endpoint instead of the provider's."),
+         help="Send to this endpoint instead of the provider's (also LLAMAVIS_<PROVIDER>_BASE_URL)."),
     _opt("api_key", str | None, None, "--api-key", panel=MODEL,
          help="API key (visible in process lists: prefer the environment or `llamavis keys set`)."),
     _opt("template", str | None, None, "--template", panel=MODEL,
@@ -82,6 +83,10 @@ COMMON: list[Param] = [
     _opt("files_from", str | None, None, "-T", "--files-from", panel=INPUT, metavar="FILE",
          help="Read image paths from FILE, one per line (- for stdin)."),
     _opt("null", bool, False, "-0", "--null", panel=INPUT, help="Paths in --files-from/stdin are NUL-separated (find -print0)."),
+    _opt("fallback", str | None, None, "--fallback", panel=MODEL, envvar="LLAMAVIS_FALLBACK",
+         metavar="ROUTE[,ROUTE...]",
+         help="Routes to ask when the provider cannot serve an image (model not served, 5xx, "
+         "unreachable, 402, key rejected): provider or provider:model, e.g. deepinfra,cloudflare."),
 ]
 
 QUESTION = _opt("question", str | None, None, "-q", "--question", panel="Task", help="The question to ask about each image.")

@@ -1,0 +1,89 @@
+"""``llamavis doctor``: which routes serve the model right now (core: llamavis/doctor.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+COLUMNS = ("provider", "model", "verdict", "latency_s", "detail")
+_STYLE = {"live": "green", "dead": "red", "blocked": "yellow", "not_configured": "dim",
+          "unreachable": "red", "unknown": "yellow"}
+
+
+def doctor(
+    provider: Annotated[list[str] | None, typer.Option(
+        "-P", "--provider", help="Only this provider (repeatable). Default: all.")] = None,
+    model: Annotated[str | None, typer.Option(
+        "-m", "--model", help="11b (default), 90b, scout, maverick or a model id.")] = None,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="Send one request with a tiny image to every route that is set up "
+        "(says first what it may cost).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="The endpoint of the one provider named with -P.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="The key of the one provider named with -P.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1.0,
+                                           help="Seconds allowed per route.")] = 30.0,
+) -> None:
+    """Say which routes serve the model right now, and what blocks the others.
+
+    One verdict per provider: live, dead, blocked, not_configured, unreachable or
+    unknown. Without --probe no chat request is sent. Exit 0 when at least one route
+    is live, else 1.
+
+    Example:  llamavis doctor --probe -P deepinfra -P cloudflare
+    """
+    from ..doctor import any_live, diagnose
+    from .render import note
+
+    verdicts = asyncio.run(diagnose(provider, model=model, probe=probe, base_url=base_url,
+                                    api_key=api_key, timeout=timeout, on_note=note))
+    rows = [v.to_dict() for v in verdicts]
+    if json_out:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        _table(rows)
+    live = [v.provider for v in verdicts if v.verdict == "live"]
+    if live and not json_out:
+        note(f"live: {', '.join(live)}; e.g. llamavis caption IMAGE -P {live[0]}"
+             + (f" --fallback {','.join(live[1:])}" if len(live) > 1 else ""))
+    elif not live:
+        note("no route is live: see the details above; `llamavis providers` shows how to set "
+             "one up, `llamavis models` which provider serves which model")
+    raise typer.Exit(0 if any_live(verdicts) else 1)
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    from .render import fancy
+
+    if fancy(sys.stdout):
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(*COLUMNS)
+        for row in rows:  # Text, not markup: a provider's words may hold "[...]"
+            verdict = row["verdict"]
+            table.add_row(Text(row["provider"]), Text(row["model"]),
+                          Text(verdict, style=_STYLE[verdict]), _latency(row["latency_s"]),
+                          Text(row["detail"]))
+        Console().print(table)
+        return
+    widths = {c: max(len(c), *(len(_cell(r, c)) for r in rows)) for c in COLUMNS[:-1]}
+    sys.stdout.write("  ".join(c.upper().ljust(widths.get(c, 0)) for c in COLUMNS).rstrip() + "\n")
+    for row in rows:
+        cells = [_cell(row, c).ljust(widths.get(c, 0)) for c in COLUMNS]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    return _latency(row[column]) if column == "latency_s" else str(row[column])
+
+
+def _latency(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
