@@ -5,8 +5,9 @@
 #
 #   BASE_URL=http://127.0.0.1:8000/v1 examples/caption_folder.sh photos/
 #
-# BASE_URL: any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI; Ollama is
-# http://127.0.0.1:11434/v1 with PROVIDER=ollama). MODEL: the model id it serves.
+# BASE_URL: an OpenAI-compatible server that runs Llama 3.2 Vision (vLLM <= 0.10.2, SGLang,
+# MLX-VLM, transformers serve; Ollama < 0.30 is http://127.0.0.1:11434/v1 with
+# PROVIDER=ollama). MODEL: the model id it serves.
 # TASK=detailed-caption writes longer captions.
 set -euo pipefail
 
