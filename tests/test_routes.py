@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import FakeServer, Reply
 from llamavis.errors import (
     AuthError,
     ConfigError,
@@ -31,6 +30,8 @@ from llamavis.errors import (
     RefusedError,
 )
 from llamavis.routes import RouteSpec, parse_routes, route_failure
+
+from fakeserver import FakeServer, Reply
 
 KEY_OR = "sk-or-test-SENTINEL-1a2b3c"
 KEY_DI = "di-test-SENTINEL-4d5e6f"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,7 +45,7 @@ def providers(json_out: JsonFlag = False) -> None:
             endpoint = resolve_base_url(spec)
         except ConfigError as exc:  # Azure's own endpoint, Cloudflare's account: not set
             endpoint = f"({exc.hint})" if exc.hint else spec.base_url
-        row = {
+        row: dict[str, Any] = {
             "provider": spec.name,
             "base_url": endpoint,
             "key_env": " or ".join(spec.key_envs) or "-",
