@@ -17,6 +17,12 @@ KEY_VARS = (
     "LLAMAVIS_PROVIDER",
     "LLAMAVIS_MODEL",
     "LLAMAVIS_BASE_URL",
+    "LLAMAVIS_FALLBACK",
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_AUTH_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "AZURE_AI_CHAT_KEY",
+    "AZURE_AI_CHAT_ENDPOINT",
 )
 
 
@@ -27,7 +33,7 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("LLAMAVIS_CONFIG_DIR", str(base / "config"))
     monkeypatch.setenv("LLAMAVIS_CACHE_DIR", str(base / "cache"))
     for var in list(os.environ):
-        if var.endswith("_API_KEY") or var in KEY_VARS:
+        if var.endswith(("_API_KEY", "_BASE_URL")) or var in KEY_VARS:
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     yield base

@@ -100,7 +100,8 @@ def prompts_cmd(
 
 @keys_app.command("set")
 def keys_set(
-    provider: Annotated[str, typer.Argument(help="openrouter, novita, deepinfra, local or ollama.")],
+    provider: Annotated[str, typer.Argument(help="openrouter, novita, deepinfra, cloudflare, "
+                                              "azure, langmart, local or ollama.")],
     value: Annotated[str | None, typer.Option("--value", help="The key (else read from stdin or a prompt).",
                                                  hidden=True)] = None,
 ) -> None:
