@@ -108,8 +108,9 @@ class _GuardedClient:
         return getattr(self._client, name)
 
     async def chat(self, payload: dict, **hooks: Any) -> Any:
-        if self._route.failure is not None:  # dropped while this image was on its way
-            raise self._route.failure
+        failure = self._route.failure
+        if failure is not None:  # dropped while this image was on its way
+            raise RouteUnavailable(self._route, failure.cause, failure.why)
         spent = _SPENT.get()
         if spent is not None:
             spent.append(Usage())  # one request asked, paid or not
