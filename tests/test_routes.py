@@ -249,3 +249,25 @@ def test_an_unknown_fallback_provider_exits_2(make_image):
                     "http://127.0.0.1:9/v1", "--fallback", "nowhere")
     assert proc.returncode == 2
     assert "unknown provider 'nowhere'" in proc.stderr
+
+
+def test_when_every_route_rejects_its_key_the_run_stops_with_exit_3(images):
+    rejected = Reply(status=401, body={"error": {"message": "User not found.", "code": 401}})
+    with FakeServer(rejected) as openrouter, FakeServer(rejected) as deepinfra:
+        proc = llamavis("caption", *map(str, images[:4]), "-P", "openrouter", "--base-url",
+                        openrouter.url, "--fallback", "deepinfra", "-j", "1", "--jsonl",
+                        "--no-cache", env=env_for(deepinfra))
+    assert proc.returncode == 3
+    assert "User not found." in proc.stderr
+    assert len(openrouter.requests) == 1 and len(deepinfra.requests) == 1
+
+
+def test_an_image_on_standard_input_reaches_the_fallback_whole(make_image):
+    data = make_image("stdin.png", color=(1, 2, 3)).read_bytes()
+    with FakeServer(DEAD) as openrouter, FakeServer(own_answer) as deepinfra:
+        proc = subprocess.run(
+            [sys.executable, "-m", "llamavis", "caption", "-", "-P", "openrouter", "--base-url",
+             openrouter.url, "--fallback", "deepinfra", "--no-cache"], input=data,
+            capture_output=True, env={**os.environ, **env_for(deepinfra)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == answer_for(data)
