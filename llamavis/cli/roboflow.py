@@ -61,7 +61,8 @@ CONCURRENCY: o.Param = (
     None,
 )
 # Task options that a step defines itself, or that have no meaning for several steps at once.
-_LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream", "concurrency"}
+_LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream", "concurrency",
+             "fallback"}  # each step keeps its own route; --fallback is not wired into steps yet
 
 
 def register(app: typer.Typer) -> None:
