@@ -113,7 +113,7 @@ def _known(spec: Any, model_id: str) -> str:
     if alias is None:
         return ""
     known = status(spec.name, alias)
-    return "" if known.state == "unknown" else f"; known: {known.describe()}"
+    return "" if known.state == "unknown" else f"; route table: {known.describe()}"
 
 
 async def _check(plan: _Ready, probe: bool, timeout: float, transport: Any,

@@ -92,14 +92,14 @@ class RouteStatus:
 
     def describe(self) -> str:
         """The short form with its note, for messages."""
-        return f"{self.short()}: {self.note}" if self.note else self.short()
+        return f"{self.short()}; {self.note}" if self.note else self.short()
 
 
 _OPENROUTER_GONE = RouteStatus(
     "listed_no_endpoint", "roboflow/inference PR #2893 (deprecates its block for this reason)",
     "2026-08-31", 'answers 404 "No endpoints found"')
 _DEEPINFRA = RouteStatus("served", "deepinfra.com model /api pages; models.dev (2026-07)",
-                         note="probably: verify with `llamavis doctor`")
+                         note="probably (evidence from 2026-07)")
 _LOCAL = RouteStatus("unknown", "providers.md section 10",
                      note="depends on your server (vLLM <= 0.10.2, Ollama < 0.30, SGLang, MLX-VLM)")
 
