@@ -50,6 +50,7 @@ class TaskConfig:
     timeout: float = 120.0
     classes: list[str] | None = None
     schema: dict[str, Any] | None = None
+    engine: dict[str, Any] = field(default_factory=dict)  # -P transformers: --device, --dtype, ...
     _output_spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -188,6 +189,7 @@ def build_config(
     max_retries: int = 2,
     timeout: float = 120.0,
     require_key: bool = True,
+    engine: dict[str, Any] | None = None,
 ) -> TaskConfig:
     """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front."""
     class_list = split_classes(classes)
@@ -236,4 +238,5 @@ def build_config(
         timeout=timeout,
         classes=class_list or None,
         schema=json_schema,
+        engine=dict(engine or {}),
     )

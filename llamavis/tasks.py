@@ -85,6 +85,7 @@ class Runner:
                 "limiter": AdaptiveLimiter(max(1, int(args["concurrency"]))),
                 "debug": args["debug"],
                 "transport": args["transport"],
+                "engine": self.cfg.engine,  # the in-process engine's options (-P transformers)
             }
             if args["sleep"] is not None:
                 kwargs["sleep"] = args["sleep"]
@@ -126,13 +127,14 @@ class Runner:
 
     def payload(self, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
         from .backends.client import build_payload
+        from .guided import guided_fields
 
         spec = self.cfg.output_spec()
         constrained = self.constrained_json
         return build_payload(
             self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
             json_schema=spec.json_schema if constrained else None,
-            json_wanted=spec.wants_json and constrained,
+            json_wanted=spec.wants_json and constrained, guide=guided_fields(spec),
         )
 
     async def send(self, payload: dict[str, Any], **hooks: Any) -> Completion:

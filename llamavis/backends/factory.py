@@ -12,8 +12,12 @@ from typing import Any
 from .providers import ProviderSpec
 
 
-def make_client(spec: ProviderSpec, **kwargs: Any) -> Any:
-    """The client for ``spec.wire``, built with ChatClient's keyword arguments."""
+def make_client(spec: ProviderSpec, *, engine: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """The client for ``spec.wire``, built with ChatClient's keyword arguments.
+
+    ``engine`` carries the in-process engine's options (--device, --dtype, --load-in-4bit,
+    --batch-size); HTTP clients do not take it.
+    """
     if spec.wire == "openai":
         from .client import ChatClient
 
@@ -22,4 +26,8 @@ def make_client(spec: ProviderSpec, **kwargs: Any) -> Any:
         from .cloudflare import CloudflareClient
 
         return CloudflareClient(spec, **kwargs)
+    if spec.wire == "transformers":
+        from .local_engine import LocalClient
+
+        return LocalClient(spec, engine=engine, **kwargs)
     raise NotImplementedError(f"no client for the {spec.wire!r} wire of {spec.name}")

@@ -21,6 +21,7 @@ def build_payload(
     stream: bool,
     json_schema: dict | None = None,
     json_wanted: bool = False,
+    guide: dict[str, Any] | None = None,
 ) -> dict:
     """The JSON body of one chat-completions request to ``spec``'s endpoint."""
     payload: dict[str, Any] = {
@@ -39,6 +40,8 @@ def build_payload(
         payload["stream"] = True
         if spec.stream_usage:
             payload["stream_options"] = {"include_usage": True}
+    if guide and spec.guided:  # vLLM's constrained-decoding fields, where the wire takes them
+        payload.update(guide)
     response_format = _response_format(spec, json_schema, json_wanted)
     if response_format is not None:
         payload["response_format"] = response_format

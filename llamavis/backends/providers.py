@@ -53,6 +53,9 @@ class ProviderSpec:
     # inference SDK sends it (Foundry endpoints take one header, serverless the other).
     key_header: Literal["bearer", "bearer+api-key"] = "bearer"
     api_version: str | None = None  # the api-version query parameter, where one is needed
+    # Takes vLLM's extra request fields for constrained decoding (guided_choice,
+    # guided_regex, guided_json): classify and multi-classify then send their classes.
+    guided: bool = False
 
     def model_id(self, model: str | None) -> str:
         """Resolve an alias (11b/90b/scout/maverick), a Roboflow model_version, or pass an id."""
@@ -180,6 +183,20 @@ PROVIDERS: dict[str, ProviderSpec] = {
             key_required=False,
             stream_usage=True,
             description="Ollama's OpenAI-compatible endpoint (llama3.2-vision needs Ollama < 0.30)",
+        ),
+        ProviderSpec(
+            name="transformers",
+            base_url="in-process://transformers",  # no server: the model runs in llamavis
+            key_envs=(),
+            models={"11b": _HF_11B, "90b": _HF_90B},
+            json_mode="json_schema",  # held to the schema while generating (llguidance)
+            key_required=False,
+            image_mimes=("image/jpeg", "image/png", "image/webp", "image/gif"),
+            stream_usage=False,
+            guided=True,
+            wire="transformers",
+            description="Hugging Face transformers in this process (pip install 'llamavis[local]'); "
+                        "-m a repo id or a local directory",
         ),
     )
 }

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..engine.options import default_concurrency, engine_from_cli
 from ..errors import ExitCode, LlamavisError, UsageError
 from ..settings import TaskConfig, build_config
 from ..types import Result
@@ -58,6 +59,7 @@ def config_from_options(task: str, opts: dict[str, Any]) -> TaskConfig:
         max_retries=opts.get("max_retries", 2),
         timeout=opts.get("timeout", 120.0),
         require_key=not opts.get("dry_run"),
+        engine=engine_from_cli(opts),
     )
 
 
@@ -97,6 +99,8 @@ def execute(task: str, opts: dict[str, Any]) -> int:
     if opts.get("json_out") and opts.get("jsonl"):
         raise UsageError("give either --json or --jsonl, not both")
     cfg = config_from_options(task, opts)
+    if opts.get("concurrency") is None:  # -j not given: enough requests to fill a local batch
+        opts["concurrency"] = default_concurrency(cfg.spec.wire, cfg.engine)
     head, sources = peek(image_sources(opts), 2)
     if not head:
         raise UsageError("no images found in the given inputs")

@@ -19,6 +19,7 @@ MODEL = "Model"
 OUTPUT = "Output"
 BATCH = "Batch"
 INPUT = "Input"
+ENGINE = "Local engine (-P transformers)"
 
 IMAGES: Param = (
     "images",
@@ -42,8 +43,8 @@ def _opt(name: str, typ: Any, default: Any, *decls: str, panel: str, **kw: Any) 
 COMMON: list[Param] = [
     IMAGES,
     _opt("provider", str | None, None, "-P", "--provider", panel=MODEL, envvar="LLAMAVIS_PROVIDER",
-         help="openrouter, novita, deepinfra, cloudflare, azure, langmart, ollama or local. "
-         "Default: the first with a key set."),
+         help="openrouter, novita, deepinfra, cloudflare, azure, langmart, ollama, local, or "
+         "transformers (in-process). Default: the first with a key set."),
     _opt("model", str | None, None, "-m", "--model", panel=MODEL, envvar="LLAMAVIS_MODEL",
          help="11b (default), 90b, scout, maverick (Llama 4), a provider model id, or a Roboflow model_version like '11B (Regular) - OpenRouter'."),
     _opt("base_url", str | None, None, "--base-url", panel=MODEL, envvar="LLAMAVIS_BASE_URL",
@@ -75,7 +76,8 @@ COMMON: list[Param] = [
     _opt("usage", bool, False, "--usage", panel=OUTPUT, help="Print token and cost totals to stderr at the end."),
     _opt("debug", bool, False, "--debug", panel=OUTPUT,
          help="Show requests, responses (key redacted) and tracebacks on stderr."),
-    _opt("concurrency", int, 4, "-j", "--concurrency", panel=BATCH, min=1, max=512, help="Requests in flight."),
+    _opt("concurrency", int | None, None, "-j", "--concurrency", panel=BATCH, min=1, max=512,
+         help="Requests in flight. Default: 4; with -P transformers 2 x --batch-size (16 without it)."),
     _opt("max_cost", float | None, None, "--max-cost", panel=BATCH, min=0.0, metavar="USD",
          help="Stop starting new requests once the batch would cost more than this."),
     _opt("no_cache", bool, False, "--no-cache", panel=BATCH, help="Ask again even for images already answered."),
@@ -87,6 +89,14 @@ COMMON: list[Param] = [
          metavar="ROUTE[,ROUTE...]",
          help="Routes to ask when the provider cannot serve an image (model not served, 5xx, "
          "unreachable, 402, key rejected): provider or provider:model, e.g. deepinfra,cloudflare."),
+    _opt("device", str | None, None, "--device", panel=ENGINE, metavar="auto|cuda|mps|cpu",
+         help="Where the model runs. Default: auto (CUDA, else Apple MPS, else CPU)."),
+    _opt("dtype", str | None, None, "--dtype", panel=ENGINE, metavar="auto|bfloat16|float16|float32",
+         help="Weight precision. Default: auto (bfloat16 on CUDA, float16 on MPS, float32 on CPU)."),
+    _opt("load_in_4bit", bool, False, "--load-in-4bit", panel=ENGINE,
+         help="Load the weights in 4 bits (CUDA with bitsandbytes): about a quarter of the memory."),
+    _opt("batch_size", int | None, None, "--batch-size", panel=ENGINE, min=1, max=256,
+         help="Images per generate call. Default: 8 on CUDA, 4 on MPS and CPU."),
 ]
 
 QUESTION = _opt("question", str | None, None, "-q", "--question", panel="Task", help="The question to ask about each image.")
