@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,28 @@ def make_image(tmp_path: Path):
         return path
 
     return _make
+
+
+TINY_BUILDER = Path(__file__).resolve().parent / "realserver" / "build_tiny_mllama.py"
+TINY_SKIP = "needs torch, transformers and tokenizers: pip install torch==2.13.0 -e '.[local]'"
+
+
+def load_tiny_builder():
+    """Import realserver/build_tiny_mllama.py without touching sys.path."""
+    spec = importlib.util.spec_from_file_location("_build_tiny_mllama", TINY_BUILDER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_model_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
+    """The tiny random Llama 3.2 Vision, built once per session for the real-server and the
+    in-process engine tests; (HF_HOME, model id, build seconds)."""
+    for name in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(name, reason=TINY_SKIP)
+    builder = load_tiny_builder()
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    started = time.monotonic()
+    builder.build(hf_home, builder.MODEL_ID)
+    return hf_home, builder.MODEL_ID, time.monotonic() - started

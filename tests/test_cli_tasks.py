@@ -268,8 +268,9 @@ def test_rejected_key_exits_3():
 def test_admin_commands_list_providers_models_and_prompts():
     providers = llamavis("providers", "--json", env={"DEEPINFRA_TOKEN": KEY})
     rows = {r["provider"]: r for r in json.loads(providers.stdout)}
-    assert set(rows) == {*PROVIDERS, "cloudflare", "azure", "langmart"}
+    assert set(rows) == {*PROVIDERS, "cloudflare", "azure", "langmart", "transformers"}
     assert rows["deepinfra"]["key"].startswith("set")
+    assert rows["transformers"]["key"] == "not needed"  # in-process: no server, no key
     assert KEY not in providers.stdout
     # (-P ollama and -P local ask the server: tests/test_providers_routes.py)
     models = json.loads(llamavis("models", "-P", "novita", "--json").stdout)

@@ -1,15 +1,15 @@
 """A real third-party server for the integration tests: `transformers serve` with a tiny mllama.
 
-The session-scoped `realserver` fixture builds the tiny model (see build_tiny_mllama.py) into
-a temporary HF_HOME, starts `HF_HUB_OFFLINE=1 transformers serve` on 127.0.0.1 with its output
-in a log file, waits until `/v1/models` answers, and stops the server at the end. Everything
-stays on the loopback interface: offline flags set, proxies dropped.
+The session-scoped `realserver` fixture takes the tiny model (see build_tiny_mllama.py) that
+tests/conftest.py's `tiny_model_home` builds once per session into a temporary HF_HOME, starts
+`HF_HUB_OFFLINE=1 transformers serve` on 127.0.0.1 with its output in a log file, waits until
+`/v1/models` answers, and stops the server at the end. Everything stays on the loopback
+interface: offline flags set, proxies dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import socket
@@ -78,14 +78,6 @@ def _transformers_cli() -> str | None:
     return str(sibling) if sibling.is_file() else shutil.which("transformers")
 
 
-def _load_builder():
-    """Import build_tiny_mllama.py from this directory without touching sys.path."""
-    spec = importlib.util.spec_from_file_location("_build_tiny_mllama", HERE / "build_tiny_mllama.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -133,18 +125,6 @@ def _start(cli: str, hf_home: Path, log_path: Path) -> tuple[subprocess.Popen, s
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="session")
-def tiny_model_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
-    """Build the tiny model once per session; return (HF_HOME, model id, build seconds)."""
-    for name in ("torch", "transformers", "tokenizers"):
-        pytest.importorskip(name, reason=SKIP_REASON)
-    builder = _load_builder()
-    hf_home = tmp_path_factory.mktemp("hf_home")
-    started = time.monotonic()
-    builder.build(hf_home, builder.MODEL_ID)
-    return hf_home, builder.MODEL_ID, time.monotonic() - started
 
 
 @pytest.fixture(scope="session")
