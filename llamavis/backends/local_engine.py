@@ -18,6 +18,8 @@ from ..engine.options import EngineOptions
 from ..types import Completion
 from .providers import ProviderSpec
 
+JOIN_S = 10.0  # how long aclose() waits for a worker to leave its batch
+
 
 class LocalClient:
     """Answers chat-completions payloads with the in-process model (no network, no key)."""
@@ -45,10 +47,17 @@ class LocalClient:
         return {}
 
     async def aclose(self) -> None:
-        """Stop the worker threads after their current batch (the model stays loaded)."""
+        """Stop the worker threads after their current batch (the model stays loaded).
+
+        Waits a while for them: a process that exits while a daemon thread is inside torch
+        can abort. After Ctrl-C the cancelled rows end at the next step; a very slow step
+        is not waited for.
+        """
         batchers, self._batchers = self._batchers, {}
         for batcher in batchers.values():
             batcher.close()
+        for batcher in batchers.values():
+            await asyncio.to_thread(batcher.join, JOIN_S)
 
     async def chat(
         self,

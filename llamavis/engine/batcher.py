@@ -55,6 +55,11 @@ class MicroBatcher:
         """Let the worker finish the batch in hand and exit (queued jobs are cancelled)."""
         self._queue.put(_STOP)
 
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the worker to exit (after close())."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _work(self) -> None:
         try:
             size = self._start()

@@ -29,33 +29,49 @@ Log = Callable[[str], None]
 
 
 def run_batch(engine: Engine, jobs: list[Job], log: Log) -> None:
-    """Answer ``jobs`` (same Job.key) with one generate call; resolve each job's future."""
+    """Answer ``jobs`` (same Job.key) with one generate call; resolve each job's future.
+
+    Every tensor is freed before the first future resolves: the last answer may let the
+    main thread exit at once, and a daemon thread still inside torch then (freeing a tensor
+    releases the GIL) aborts the process ("terminate called without an active exception").
+    """
     jobs, texts, images = _prepared(engine, jobs)
     if not jobs:
         return
     started = time.monotonic()
+    answers: list[Completion] | LlamavisError
     try:
-        inputs = _inputs(engine, texts, images)
-        prompt_len = int(inputs["input_ids"].shape[1])
-        kwargs = _generation(engine, jobs, prompt_len)
-        with engine.lock, torch.inference_mode():
-            output = engine.model.generate(**inputs, **kwargs)
+        answers, streamed = _generate(engine, jobs, texts, images)
     except LlamavisError as exc:
-        _fail(jobs, exc)
-        return
+        answers = exc.with_traceback(None)  # its frames hold the batch's tensors
     except Exception as exc:
-        _fail(jobs, _translated(engine, exc, len(jobs), log))
+        answers = _translated(engine, exc, len(jobs), log)
+    images.clear()
+    if isinstance(answers, LlamavisError):
+        _fail(jobs, answers)
         return
+    for job, answer in zip(jobs, answers, strict=True):
+        job.finish(answer)
+    pieces = f"; streamed in {streamed} pieces" if streamed is not None else ""
+    log(f"batch of {len(jobs)}: {sum(a.usage.prompt_tokens for a in answers)} prompt and "
+        f"{sum(a.usage.completion_tokens for a in answers)} new tokens "
+        f"in {time.monotonic() - started:.2f} s{pieces}")
+
+
+def _generate(engine: Engine, jobs: list[Job], texts: list[str],
+              images: list[list[Any]]) -> tuple[list[Completion], int | None]:
+    """The batch's answers (and the pieces streamed, if any); tensors live only in here."""
+    inputs = _inputs(engine, texts, images)
+    prompt_len = int(inputs["input_ids"].shape[1])
+    kwargs = _generation(engine, jobs, prompt_len)
+    with engine.lock, torch.inference_mode():
+        output = engine.model.generate(**inputs, **kwargs)
     prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-    new_tokens = 0
-    for row, job in enumerate(jobs):
-        completion = _completion(engine, output[row, prompt_len:].tolist(), job, prompt_tokens[row])
-        new_tokens += completion.usage.completion_tokens
-        job.finish(completion)
+    rows = output[:, prompt_len:].tolist()
+    answers = [_completion(engine, row, job, prompt_tokens[i])
+               for i, (row, job) in enumerate(zip(rows, jobs, strict=True))]
     streamer = kwargs.get("streamer")
-    streamed = f"; streamed in {streamer.pieces} pieces" if streamer is not None else ""
-    log(f"batch of {len(jobs)}: {sum(prompt_tokens)} prompt and {new_tokens} new tokens "
-        f"in {time.monotonic() - started:.2f} s{streamed}")
+    return answers, (streamer.pieces if streamer is not None else None)
 
 
 def _prepared(engine: Engine, jobs: list[Job]) -> tuple[list[Job], list[str], list[list[Any]]]:
