@@ -128,7 +128,8 @@ def test_readme_commands_section_shows_every_command(path):
 
 # -- start-up cost -----------------------------------------------------------------------
 
-HEAVY = ("httpx", "PIL", "pydantic", "jsonschema", "json_repair", "sqlite3")
+HEAVY = ("httpx", "PIL", "pydantic", "jsonschema", "json_repair", "sqlite3", "torch", "transformers",
+         "llguidance")
 IMPORTS_AFTER = """
 import contextlib, io, json, sys
 from llamavis.cli.main import run

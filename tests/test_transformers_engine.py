@@ -40,8 +40,9 @@ def tiny(tiny_model_home) -> tuple[str, dict[str, str]]:
     repo = hf_home / "hub" / ("models--" + model_id.replace("/", "--"))
     snapshot = repo / "snapshots" / (repo / "refs" / "main").read_text().strip()
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    # One intra-op thread: on a small shared machine more spin against the other load.
     env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+               HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     return str(snapshot), env
 
 
