@@ -19,6 +19,7 @@ SECTIONS = {
     "memory": "4. Memory",
     "cache": "5. Cache",
     "stream": "6. Streaming",
+    "local": "7. In-process engine (-P transformers, tiny random model, one thread)",
 }
 
 

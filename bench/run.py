@@ -123,6 +123,11 @@ def main() -> int:
             server, work, folders, cached, startup_help[0] if startup_help else None))
         image = sorted(photos.iterdir())[0]
         section("stream", lambda: sec_stream.stream_figures(server, work, image, 20 if quick else 40))
+
+        import sec_local
+
+        section("local", lambda: sec_local.local_figures(
+            work, lambda n: gen.batch_folder(work.root, n, (64, 48), distinct=n), quick))
     finally:
         server.stop()
         work.cleanup()
