@@ -99,6 +99,10 @@ def _plan(spec: Any, model: str | None, base_url: str | None, api_key: str | Non
         model_id = spec.model_id(model)
     except UsageError as exc:
         return Verdict(spec.name, model or "11b", "dead", exc.message)
+    if spec.wire == "transformers":  # in-process: packages and weights, nothing to reach
+        from .engine.check import local_verdict
+
+        return Verdict(spec.name, model_id, *local_verdict(model_id))
     try:
         endpoint = checked_base_url(resolve_base_url(spec, base_url))
         key = find_key(spec, api_key)

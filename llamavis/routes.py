@@ -260,6 +260,7 @@ def _client(cfg: Any, concurrency: int, debug: Any, transport: Any, sleep: Any) 
         "api_key": cfg.api_key, "base_url": cfg.base_url, "timeout": cfg.timeout,
         "max_retries": cfg.max_retries, "limiter": AdaptiveLimiter(max(1, concurrency)),
         "debug": debug, "transport": transport,
+        "engine": getattr(cfg, "engine", None),  # --device, --batch-size... for -P transformers
     }
     if sleep is not None:
         kwargs["sleep"] = sleep

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -353,3 +354,20 @@ def test_without_the_local_extra_the_provider_exits_3_naming_it(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "pip install 'llamavis[local]'" in lines[0]
+
+
+@pytest.mark.skipif(not all(find_spec(m) for m in ("torch", "transformers", "accelerate", "llguidance")),
+                    reason="needs llamavis[local] and torch")
+def test_doctor_says_whether_the_weights_are_here_without_loading_them(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "mllama"}')
+    env = {"HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
+    here = json.loads(llamavis("doctor", "-P", "transformers", "-m", str(model), "--json",
+                               env=env).stdout)
+    gone = llamavis("doctor", "-P", "transformers", "--json", env=env)
+    assert [(v["provider"], v["verdict"]) for v in here] == [("transformers", "live")]
+    verdict = json.loads(gone.stdout)[0]
+    assert gone.returncode == 1 and verdict["verdict"] == "not_configured"
+    assert "not in the local Hugging Face cache" in verdict["detail"]
+    assert "hf download meta-llama/Llama-3.2-11B-Vision-Instruct" in verdict["detail"]

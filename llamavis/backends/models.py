@@ -102,6 +102,9 @@ _DEEPINFRA = RouteStatus("served", "deepinfra.com model /api pages; models.dev (
                          note="probably (evidence from 2026-07)")
 _LOCAL = RouteStatus("unknown", "providers.md section 10",
                      note="depends on your server (vLLM <= 0.10.2, Ollama < 0.30, SGLang, MLX-VLM)")
+_IN_PROCESS = RouteStatus("served", "huggingface.co/docs/transformers model_doc/mllama (5.x)",
+                          note="in this process (pip install 'llamavis[local]'); Meta's weights "
+                               "are gated: accept the licence, `hf auth login`")
 
 STATUS: dict[tuple[str, str], RouteStatus] = {
     ("openrouter", "11b"): _OPENROUTER_GONE,
@@ -131,6 +134,8 @@ STATUS: dict[tuple[str, str], RouteStatus] = {
     ("local", "90b"): _LOCAL,
     ("ollama", "11b"): RouteStatus("unknown", "ollama/ollama#16490", note="needs Ollama < 0.30"),
     ("ollama", "90b"): RouteStatus("unknown", "ollama/ollama#16490", note="needs Ollama < 0.30"),
+    ("transformers", "11b"): _IN_PROCESS,
+    ("transformers", "90b"): _IN_PROCESS,
 }
 
 # Routes llamavis has no provider for, listed so that nobody goes looking for them.
