@@ -142,7 +142,8 @@ print(json.dumps({"code": code, "heavy": heavy}))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["caption", "--help"], ["structured", "--help"], ["roboflow", "--help"],
-                                  ["keys", "set", "--help"], ["--version"]])
+                                  ["keys", "set", "--help"], ["cache", "clear", "--help"],
+                                  ["--version"]])
 def test_help_and_version_import_no_heavy_dependency(args):
     proc = subprocess.run([sys.executable, "-c", IMPORTS_AFTER, *args, ",".join(HEAVY)],
                           capture_output=True, text=True, env={**os.environ, **STABLE}, timeout=60)

@@ -48,13 +48,14 @@ def main(
 
 
 def _register() -> None:
-    from . import admin, agree, commands, doctor, roboflow
+    from . import admin, agree, cache_cmd, commands, doctor, roboflow
 
     commands.register(app)
     admin.register(app)
     roboflow.register(app)
     app.command("doctor", rich_help_panel="Setup")(doctor.doctor)
     app.command("agree", rich_help_panel="Setup")(agree.agree)
+    cache_cmd.register(app)
 
 
 _register()
