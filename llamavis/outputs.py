@@ -143,12 +143,17 @@ class TsvWriter:
 class SidecarWriter:
     """One file per image in ``out_dir`` (``--output-dir``), written atomically.
 
-    Naming: ``<stem>.txt`` (``.json`` for structured, classify, multi-classify). A local
-    image under one of ``roots`` (the directories the user named) keeps its path relative
-    to that root, so ``caption photos/ -r --output-dir photos`` puts each caption beside
-    its image. A URL becomes ``<stem>-<hash8>``, standard input ``stdin``. When a second,
-    different image of this run maps to a name already taken, it gets ``<stem>-<hash8>``
-    (sha256 of its absolute path) instead: a run never overwrites its own sidecars.
+    Naming: ``<name>.txt`` (``.json`` for structured, classify, multi-classify), where the
+    name comes from the image's own path alone, never from the order images arrive in, so
+    every run gives an image the same sidecar and finds it again. A local image keeps its
+    path (without extension) relative to the first of these that holds it: one of ``roots``
+    (see ``sidecar_roots``: the directories the user named, and the folder the named files
+    share, so ``a/x.jpg b/x.jpg`` become ``a/x.txt`` and ``b/x.txt`` in either order),
+    ``out_dir`` itself (a caption beside its image), the current directory (for a piped
+    list). An image outside all of them becomes ``<stem>-<hash8>`` (sha256 of its absolute
+    path), a URL the same with the URL's hash, standard input ``stdin``. Should two images of one run still meet on
+    one name (``x.jpg`` and ``x.png`` side by side), the later gets ``<name>-<hash8>``: a run
+    never overwrites its own sidecars.
     A ``.txt`` sidecar holds ``answer_text``; a ``.json`` one holds ``output`` as JSON.
     """
 
@@ -214,11 +219,25 @@ class SidecarWriter:
             stem = Path(unquote(urlsplit(image).path)).stem
             return f"{_safe_name(stem) or 'image'}-{_short_hash(image)}", image
         ident = os.path.abspath(image)
-        for root in self.roots:
+        for root in (*self.roots, os.path.abspath(self.out_dir), os.getcwd()):
             if ident.startswith(root.rstrip(os.sep) + os.sep):
                 rel = Path(os.path.relpath(ident, root))
                 return str(rel.with_name(rel.stem)), ident
-        return Path(image).stem or "image", ident
+        return f"{_safe_name(Path(image).stem) or 'image'}-{_short_hash(ident)}", ident
+
+
+def sidecar_roots(named: Iterable[str]) -> list[Path]:
+    """The roots sidecar names are taken relative to: each directory named, and the
+    deepest folder holding every file named (order-free, so names are too)."""
+    dirs: list[str] = []
+    files: list[str] = []
+    for arg in named:
+        if arg == "-" or arg[:8].lower().startswith(("http://", "https://")):
+            continue
+        (dirs if os.path.isdir(arg) else files).append(os.path.abspath(arg))
+    if files:
+        dirs.append(os.path.commonpath([os.path.dirname(f) for f in files]))
+    return [Path(d) for d in dirs]
 
 
 def _short_hash(text: str) -> str:

@@ -300,6 +300,21 @@ def test_output_dir_writes_one_sidecar_per_image_and_rerun_skips_them(tmp_path):
     assert len(list(out.iterdir())) == 12  # no temp files left behind
 
 
+def test_same_named_images_in_two_folders_keep_their_own_sidecars_in_either_order(tmp_path):
+    a, b = make_images(tmp_path / "a", 1)[0], make_images(tmp_path / "b", 1, first=1)[0]
+    b = b.rename(b.with_name(a.name))  # a/img0000.jpg and b/img0000.jpg: two pictures
+    out = tmp_path / "captions"
+    with serve(echo()) as server:
+        base = ("caption", *LOCAL, "--base-url", server.url, "--output-dir", str(out), "--no-cache")
+        first = llamavis(*base, str(a), str(b))
+        again = llamavis(*base, str(b), str(a))  # the other order finds both sidecars done
+        assert len(server.requests) == 2
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert "skipped 2" in again.stderr
+    assert (out / "a" / "img0000.txt").read_text() == expected(a) + "\n"
+    assert (out / "b" / "img0000.txt").read_text() == expected(b) + "\n"
+
+
 def test_classify_sidecars_are_json(tmp_path):
     photos = make_images(tmp_path / "shots", 3)
     out = tmp_path / "labels"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from llamavis.outputs import (
     TsvWriter,
     answer_text,
     dumps,
+    sidecar_roots,
     tsv_escape,
 )
 from llamavis.types import Result, Usage
@@ -100,7 +102,7 @@ def test_tsv_escape_leaves_no_control_character() -> None:
 
 
 def test_sidecar_names_follow_the_task(tmp_path: Path) -> None:
-    assert SidecarWriter(tmp_path, task="caption").path_for("p/cat.jpg") == tmp_path / "cat.txt"
+    assert SidecarWriter(tmp_path, task="caption").path_for("cat.jpg") == tmp_path / "cat.txt"
     for task in ("structured", "classify", "multi-classify"):
         assert SidecarWriter(tmp_path, task=task).path_for("cat.png") == tmp_path / "cat.json"
 
@@ -115,22 +117,73 @@ def test_sidecar_names_for_urls_and_stdin(tmp_path: Path) -> None:
     assert w.path_for("-") == tmp_path / "stdin.txt"
 
 
-def test_same_stem_in_different_folders_never_overwrites(tmp_path: Path) -> None:
+def test_same_stem_in_different_folders_never_overwrites(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     w = SidecarWriter(tmp_path / "out", task="caption")
     first = w.write(res(image="a/001.jpg", output="from a"))
     second = w.write(res(image="b/001.jpg", output="from b"))
-    assert first == tmp_path / "out" / "001.txt" and second != first
-    assert second.name.startswith("001-") and second.name.endswith(".txt")
+    assert first == tmp_path / "out" / "a" / "001.txt"
+    assert second == tmp_path / "out" / "b" / "001.txt"
     assert first.read_text() == "from a\n" and second.read_text() == "from b\n"
     assert w.path_for("a/001.jpg") == first and w.path_for("b/001.jpg") == second
 
 
-def test_images_under_a_named_root_keep_their_relative_folders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_same_stem_sidecar_names_do_not_depend_on_input_order(tmp_path, monkeypatch, where):
+    """A re-run in another order must find each image's own sidecar, not the other's."""
+    base = tmp_path / "images"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path if where == "inside" else elsewhere)
+    images = [str(base / "a" / "x.jpg"), str(base / "b" / "x.jpg")]
+    (base / "a").mkdir(parents=True)
+    (base / "b").mkdir()
+    names = []
+    for order in (images, images[::-1]):
+        for roots in ([], sidecar_roots(order)):  # piped in, or named on the command line
+            w = SidecarWriter(tmp_path / "out", task="caption", roots=roots)
+            names.append({image: w.path_for(image) for image in order})
+    assert names[0] == names[2] and names[1] == names[3]
+    assert all(len(set(found.values())) == 2 for found in names)
+    assert names[1] == {images[0]: tmp_path / "out" / "a" / "x.txt",
+                        images[1]: tmp_path / "out" / "b" / "x.txt"}
+
+
+def test_named_files_of_one_folder_keep_plain_names(tmp_path, monkeypatch):
+    away(tmp_path, monkeypatch)
+    files = [str(tmp_path / "shots" / f"{n}.jpg") for n in ("b", "a")]
+    w = SidecarWriter(tmp_path / "labels", task="classify", roots=sidecar_roots(files))
+    assert [w.path_for(f).name for f in files] == ["b.json", "a.json"]
+
+
+def away(tmp_path: Path, monkeypatch) -> None:
+    """Work from a directory that holds none of the test's images."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+
+
+def test_images_under_a_named_root_keep_their_relative_folders(tmp_path, monkeypatch) -> None:
+    away(tmp_path, monkeypatch)
     root = tmp_path / "photos"
     w = SidecarWriter(root, task="caption", roots=[root])
     assert w.path_for(str(root / "a" / "001.jpg")) == root / "a" / "001.txt"
     assert w.path_for(str(root / "b" / "001.jpg")) == root / "b" / "001.txt"
-    assert w.path_for(str(tmp_path / "elsewhere.jpg")) == root / "elsewhere.txt"
+    elsewhere = w.path_for(str(tmp_path / "elsewhere.jpg"))
+    assert elsewhere.parent == root and re.fullmatch(r"elsewhere-[0-9a-f]{8}\.txt", elsewhere.name)
+
+
+def test_images_under_the_output_dir_get_their_sidecar_beside_them(tmp_path, monkeypatch):
+    away(tmp_path, monkeypatch)
+    w = SidecarWriter(tmp_path / "photos", task="caption")
+    assert w.path_for(str(tmp_path / "photos" / "x.jpg")) == tmp_path / "photos" / "x.txt"
+    assert w.path_for(str(tmp_path / "photos" / "2024" / "y.jpg")) == tmp_path / "photos" / "2024" / "y.txt"
+
+
+def test_a_second_extension_of_one_name_never_overwrites_the_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    w = SidecarWriter(tmp_path / "out", task="caption")
+    first, second = w.path_for("x.jpg"), w.path_for("x.png")
+    assert first == tmp_path / "out" / "x.txt" and second != first
 
 
 def test_sidecar_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -151,8 +204,10 @@ def test_failed_results_write_no_sidecar(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_sidecars_are_skipped_unless_overwrite(tmp_path: Path) -> None:
-    (tmp_path / "done.txt").write_text("old caption\n")
+def test_existing_sidecars_are_skipped_unless_overwrite(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "done.txt").write_text("old caption\n")
     keep = SidecarWriter(tmp_path, task="caption")
     assert keep.exists("pics/done.jpg") and keep.should_skip("pics/done.jpg")
     assert not keep.exists("pics/new.jpg") and not keep.should_skip("pics/new.jpg")

@@ -107,11 +107,10 @@ def execute(task: str, opts: dict[str, Any]) -> int:
     single = len(head) == 1
     sidecars = None
     if opts.get("output_dir"):
-        from ..outputs import SidecarWriter
+        from ..outputs import SidecarWriter, sidecar_roots
 
-        roots = [Path(p) for p in opts.get("images") or [] if Path(p).is_dir()]
-        sidecars = SidecarWriter(Path(opts["output_dir"]), task=task,
-                                 overwrite=opts.get("overwrite", False), roots=roots)
+        sidecars = SidecarWriter(Path(opts["output_dir"]), task=task, overwrite=opts.get("overwrite", False),
+                                 roots=sidecar_roots(opts.get("images") or []))
         if not opts.get("dry_run"):
             sidecars.check_writable()
         sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
