@@ -1,7 +1,9 @@
 """Measure llamavis on this machine and write BENCHMARKS.md: `python bench/run.py [--quick]`.
 
 Run it with the Python that has llamavis installed (e.g. /tmp/venv/bin/python). The full
-run takes a few minutes; --quick runs a reduced set in under a minute.
+run takes a few minutes and rewrites BENCHMARKS.md; --quick runs a reduced set in under a
+minute and prints its report (or writes it to --output FILE), leaving BENCHMARKS.md as
+committed: reduced-set figures are not the ones to publish.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -30,10 +33,24 @@ def _check_environment() -> None:
                  "the Python that has llamavis installed, e.g. /tmp/venv/bin/python bench/run.py")
 
 
+def write_report(text: str, *, quick: bool, output: Path | None, repo: Path = REPO,
+                 stdout: TextIO = sys.stdout) -> Path | None:
+    """Write the report where it belongs and return that path; a quick run without
+    ``output`` prints it instead, since only a full run may replace BENCHMARKS.md."""
+    target = output if output is not None else (None if quick else repo / "BENCHMARKS.md")
+    if target is None:
+        stdout.write(text)
+        return None
+    target.write_text(text)
+    return target
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a reduced set, under a minute")
-    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write the report here (default: BENCHMARKS.md for a full run; "
+                             "a --quick run prints it)")
     parser.add_argument("--no-llm-install", action="store_true",
                         help="do not `pip install llm` into a throwaway venv for its --help time")
     args = parser.parse_args()
@@ -133,8 +150,10 @@ def main() -> int:
         work.cleanup()
 
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    args.output.write_text(report.markdown(figures, machine, extra, quick, durations))
-    print(f"bench: wrote {args.output}", file=sys.stderr)
+    text = report.markdown(figures, machine, extra, quick, durations)
+    written = write_report(text, quick=quick, output=args.output)
+    print(f"bench: wrote {written}" if written else "bench: a --quick run leaves BENCHMARKS.md "
+          "as it is (--output FILE keeps its report)", file=sys.stderr)
     print()
     report.print_table(figures)
     return 1 if failed else 0
