@@ -7,9 +7,11 @@ over a million paths (or a pipe that is still being written) is never materialis
 How a batch ends:
 
 - every source done: a ``BatchSummary`` is returned;
-- ``--max-cost`` reached: no new work starts, in-flight work finishes, the summary says
+- ``--max-cost`` reached: no new request starts, in-flight work finishes, the summary says
   ``stopped_reason="max_cost"`` (with a budget, the first request runs alone: until one
-  answer says what a request costs, a first wave of ``concurrency`` could overshoot it);
+  answer says what a request costs, a first wave of ``concurrency`` could overshoot it).
+  Past the budget, the remaining sources are still offered to ``cached`` (when given):
+  an answer already stored costs nothing, so it is delivered; only the rest are refused;
 - ``run_one`` raises a ``ConfigError`` (``AuthError``: the key is wrong) or a
   ``UsageError``: in-flight work is cancelled, what finished is delivered, the error is
   re-raised with ``.summary`` attached;
@@ -130,7 +132,7 @@ class _Failure:
 
 class _Batch:
     def __init__(self, run_one, *, concurrency, on_result, on_start, ordered, max_cost,
-                 total, on_progress, clock, task) -> None:  # fmt: skip
+                 total, on_progress, clock, task, cached=None) -> None:  # fmt: skip
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
         self.run_one = run_one
@@ -140,12 +142,14 @@ class _Batch:
         self.clock, self.task = clock, task
         self.start = clock()
         self.in_flight: dict[asyncio.Task[Result], int] = {}
-        self.buffer: dict[int, Result] = {}  # ordered mode: finished, not yet delivered
+        self.buffer: dict[int, Result | None] = {}  # ordered mode: finished, not yet delivered
         self.started = self.next_delivery = 0
         self.summary = BatchSummary(0, 0, 0, 0)
         self.paid = 0  # finished results that sent requests (they cost money)
         self.exhausted = False
         self.budget_blocked = False
+        self.cached = cached  # source -> stored Result or None, sending nothing
+        self.refused = 0  # sources not asked about because of the budget
 
     async def run(self, sources: _Sources) -> None:
         pending: asyncio.Future[Any] | None = None
@@ -184,12 +188,11 @@ class _Batch:
             return False
         if self.ordered and self.started - self.next_delivery >= ORDER_WINDOW * self.concurrency:
             return False
-        if self.max_cost is not None and not self.paid and self.in_flight:
-            return False  # no answer has said yet what a request costs: one at a time till then
         if self._over_budget():
             self.budget_blocked = True
-            return False
-        return True
+            return self.cached is not None  # past the budget only cached answers are taken
+        # With a budget, until one answer says what a request costs: one at a time.
+        return self.max_cost is None or self.paid > 0 or not self.in_flight
 
     def _over_budget(self) -> bool:
         if self.max_cost is None:
@@ -209,7 +212,10 @@ class _Batch:
         source = str(item)
         if self.on_start is not None:
             self.on_start(source)
-        task = asyncio.ensure_future(self._call(source))
+        if self.cached is not None and self._over_budget():
+            task = asyncio.ensure_future(self.cached(source))  # may be None: refused
+        else:
+            task = asyncio.ensure_future(self._call(source))
         self.in_flight[task] = self.started
         self.started += 1
 
@@ -232,6 +238,10 @@ class _Batch:
         """Count and deliver one finished task; a fatal error propagates."""
         index = self.in_flight.pop(task)
         result = task.result()
+        if result is None:  # past the budget and not in the cache
+            self.refused += 1
+            self._deliver(index, None)
+            return
         s = self.summary
         s.total += 1
         if result.ok:
@@ -247,7 +257,7 @@ class _Batch:
         if self.on_progress is not None:
             self.on_progress(self._progress())
 
-    def _deliver(self, index: int, result: Result) -> None:
+    def _deliver(self, index: int, result: Result | None) -> None:
         if not self.ordered:
             self._emit(result)
             return
@@ -257,8 +267,8 @@ class _Batch:
             self.next_delivery += 1
             self._emit(ready)
 
-    def _emit(self, result: Result) -> None:
-        if self.on_result is not None:
+    def _emit(self, result: Result | None) -> None:
+        if self.on_result is not None and result is not None:
             self.on_result(result)
 
     def _progress(self) -> ProgressEvent:
@@ -296,7 +306,7 @@ class _Batch:
     def finish_summary(self, reason: str | None) -> BatchSummary:
         self.summary.elapsed_s = self.clock() - self.start
         unstarted = not self.exhausted and (self.total is None or self.started < self.total)
-        if reason is None and self.budget_blocked and unstarted:
+        if reason is None and self.budget_blocked and (unstarted or self.refused):
             reason = "max_cost"
         self.summary.stopped_reason = reason
         return self.summary
@@ -321,6 +331,7 @@ async def run_batch(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     task: str = "",
+    cached: Callable[[str], Awaitable[Result | None]] | None = None,
 ) -> BatchSummary:
     """Run ``run_one`` over every source with at most ``concurrency`` in flight."""
     if total is None and isinstance(sources, (list, tuple, range)):
@@ -328,7 +339,7 @@ async def run_batch(
     batch = _Batch(
         run_one, concurrency=concurrency, on_result=on_result, on_start=on_start,
         ordered=ordered, max_cost=max_cost, total=total, on_progress=on_progress,
-        clock=clock, task=task,
+        clock=clock, task=task, cached=cached,
     )  # fmt: skip
     feed = _Sources(sources, read_ahead=concurrency)
     try:

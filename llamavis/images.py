@@ -66,6 +66,20 @@ _TRANSPOSE = {
     8: "ROTATE_90",
 }
 _open_lock = threading.Lock()  # warnings.catch_warnings() is not thread-safe
+# Bump when prepare_image would turn the same bytes into different ones: the result
+# cache keys images by their bytes as read plus ``recipe()``.
+PREPARE_VERSION = 1
+
+
+def recipe(
+    purpose: str,
+    accepted_mimes: tuple[str, ...],
+    max_side: int = MAX_SIDE,
+    jpeg_quality: int = 90,
+) -> dict[str, object]:
+    """Everything besides the bytes read that decides what ``prepare_image`` makes of them."""
+    return {"v": PREPARE_VERSION, "purpose": purpose, "mimes": sorted(accepted_mimes),
+            "max_side": max_side, "quality": jpeg_quality}
 
 
 def prepare_image(

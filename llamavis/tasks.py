@@ -9,6 +9,7 @@ problems that must stop a batch (a rejected key, a usage error) are raised.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -120,10 +121,42 @@ class Runner:
 
         return await asyncio.to_thread(work)
 
-    def cache_key(self, image: PreparedImage) -> str:
+    def cache_key(self, data: bytes) -> str:
+        """Keyed by the image as read plus how it is prepared: a re-run decodes nothing."""
         from .cache import cache_key
+        from .images import recipe
 
-        return cache_key(image=image.sha256, **self.cfg.cache_parts())
+        return cache_key(image=hashlib.sha256(data).hexdigest(),
+                         prepared=recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes),
+                         **self.cfg.cache_parts())
+
+    def _load(self, source: str, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
+        """Read, key, look up and (on a miss) prepare one image: one trip off the event loop."""
+        from .images import prepare_image
+        from .sources import read_source
+
+        data = read_source(source, stdin=self.stdin)
+        key = hit = None
+        if self.cache is not None:
+            key = self.cache_key(data)
+            hit = self.cache.get(key)  # the store may wait on another process's lock
+        if hit is not None or lookup_only:
+            return key, hit, None
+        return key, None, prepare_image(data, source=source, purpose=self.cfg.image_purpose,
+                                        accepted_mimes=self.cfg.spec.image_mimes)
+
+    async def cached(self, source: str) -> Result | None:
+        """The stored answer for ``source``, or None; never sends a request (for --max-cost
+        and --dry-run: a cached answer costs nothing)."""
+        try:
+            _, hit, _ = await asyncio.to_thread(self._load, source, lookup_only=True)
+        except LlamavisError:
+            return None
+        if hit is None:
+            return None
+        result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
+                        model=self.cfg.model_id)
+        return self._from_cache(result, hit, self.clock())
 
     def payload(self, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
         from .backends.client import build_payload
@@ -168,15 +201,11 @@ class Runner:
         result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
                         model=self.cfg.model_id)
         try:
-            image = await self.prepare(source)
-            if self.cache is not None:
-                key = self.cache_key(image)
-                # The store may wait on another process's lock: keep that off the event loop.
-                hit = await asyncio.to_thread(self.cache.get, key)
-                if hit is not None:
-                    return self._from_cache(result, hit, start)
+            key, hit, image = await asyncio.to_thread(self._load, source)
+            if hit is not None:
+                return self._from_cache(result, hit, start)
             await self._ask(result, image, on_delta, on_reset)
-            if self.cache is not None:
+            if key is not None:
                 await asyncio.to_thread(self.cache.put, key, result.to_dict())
         except (ConfigError, UsageError):
             raise

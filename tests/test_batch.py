@@ -166,6 +166,24 @@ def test_cached_results_cost_nothing_against_the_budget() -> None:
     assert summary.usage.cost_usd is None
 
 
+@pytest.mark.parametrize("ordered", [False, True])
+def test_past_the_budget_cached_answers_are_still_delivered_and_only_the_rest_refused(ordered):
+    stored = set(paths(30)[::3])  # every third image is in the cache
+
+    async def cached(src: str) -> Result | None:
+        await asyncio.sleep(0)
+        return answer(src, cached=True) if src in stored else None
+
+    fake, got = Tracker(), []
+    summary = asyncio.run(run_batch(paths(30), fake, concurrency=4, max_cost=0.0, ordered=ordered,
+                                    on_result=got.append, cached=cached))  # fmt: skip
+    assert fake.started == []  # nothing paid for
+    expected = [src for src in paths(30) if src in stored]
+    images = [r.image for r in got]
+    assert (images if ordered else sorted(images)) == expected
+    assert (summary.total, summary.cached, summary.stopped_reason) == (10, 10, "max_cost")
+
+
 def test_auth_error_stops_the_batch_and_is_reraised() -> None:
     fake, got, cancelled = Tracker(), [], []
 

@@ -468,6 +468,45 @@ def test_max_cost_reached_by_the_last_image_is_a_finished_batch_exit_0(tmp_path)
     assert "stopped" not in proc.stderr
 
 
+def test_max_cost_0_still_answers_images_already_in_the_cache(tmp_path):
+    photos = make_images(tmp_path, 5)
+    with serve(echo(cost=0.01)) as server:
+        ask = ("caption", "--jsonl", "-j", "2", *LOCAL, "--base-url", server.url)
+        assert llamavis(*ask, *map(str, photos[:3])).returncode == 0  # three answers cached
+        free = llamavis(*ask, "--max-cost", "0", *map(str, photos[:3]))
+        mixed = llamavis(*ask, "--max-cost", "0", *map(str, photos))
+        assert len(server.requests) == 3  # a cached answer costs nothing; the rest were refused
+    assert free.returncode == 0, free.stderr
+    assert "stopped" not in free.stderr
+    docs = jsonl(free.stdout)
+    assert len(docs) == 3 and all(d["cached"] for d in docs)
+    assert_own_answers(docs)
+    answered = jsonl(mixed.stdout)
+    assert sorted(d["image"] for d in answered) == sorted(map(str, photos[:3]))
+    assert_own_answers(answered)
+    assert mixed.returncode == 1 and "--max-cost" in mixed.stderr and "stopped" in mixed.stderr
+
+
+def test_dry_run_counts_cached_images_apart_and_prices_only_the_rest(tmp_path):
+    make_images(tmp_path / "folder", 4)
+    cached = sorted((tmp_path / "folder").iterdir())[:1]
+    env = {"OPENROUTER_API_KEY": KEY}
+    with serve(echo()) as server:
+        route = ("-P", "openrouter", "--base-url", server.url)
+        assert llamavis("caption", *map(str, cached), *route, env=env).returncode == 0
+        dry = llamavis("caption", str(tmp_path / "folder"), "--dry-run", *route, env=env)
+        every = llamavis("caption", str(tmp_path / "folder"), "--dry-run", "--no-cache", *route,
+                         env=env)
+        assert len(server.requests) == 1
+    assert dry.returncode == every.returncode == 0, dry.stderr
+    doc, all4 = json.loads(dry.stdout), json.loads(every.stdout)
+    assert (doc["request_count"], doc["cached_count"], len(doc["requests"])) == (3, 1, 3)
+    assert str(cached[0]) not in {r["image"] for r in doc["requests"]}
+    assert all4["request_count"] == 4 and all4["cached_count"] == 0
+    assert doc["estimated_cost_usd"] == pytest.approx(all4["estimated_cost_usd"] * 3 / 4)
+    assert "3 request(s)" in dry.stderr and "1 image(s) already answered" in dry.stderr
+
+
 def test_dry_run_over_a_folder_counts_requests_and_cost_and_sends_nothing(tmp_path):
     make_images(tmp_path / "folder", 7)
     (tmp_path / "folder" / "notes.md").write_text("#")

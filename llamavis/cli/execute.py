@@ -115,7 +115,7 @@ def execute(task: str, opts: dict[str, Any]) -> int:
             sidecars.check_writable()
         sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
     if opts.get("dry_run"):
-        return dry_run(cfg, sources)
+        return dry_run(cfg, sources, use_cache=not opts.get("no_cache"))
     if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first;
         # but not a list still coming down a pipe (`find | llamavis`): that streams in.
@@ -167,6 +167,7 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
             sources, run_one, concurrency=opts.get("concurrency", 4), on_result=out.write,
             ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
             on_progress=out.progress, total=total, task=cfg.task,
+            cached=runner.cached if cache is not None else None,
         )
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
         out.close()
@@ -187,19 +188,26 @@ async def run_many(cfg: TaskConfig, sources: Iterator[str], *, single: bool, sid
     return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
 
 
-def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
-    """Print the requests that would be sent, their number and estimated cost; send nothing."""
+def dry_run(cfg: TaskConfig, sources: Iterator[str], *, use_cache: bool = True) -> int:
+    """Print the requests that would be sent, their number and estimated cost; send nothing.
+
+    An image whose answer is in the cache would be answered from it: no request, no cost."""
+    from ..cache import ResultCache
     from ..pricing import estimate_request
     from ..tasks import Runner
 
-    runner = Runner(cfg, stdin=sys.stdin.buffer)
+    runner = Runner(cfg, stdin=sys.stdin.buffer,
+                    cache=ResultCache(on_warning=render.note) if use_cache else None)
     requests: list[dict[str, Any]] = []
     cost: float | None = 0.0
-    failed = 0
+    failed = cached = 0
 
     async def prepare_all() -> None:  # one event loop for every image, not one each
-        nonlocal cost, failed
+        nonlocal cost, failed, cached
         for source in sources:
+            if runner.cache is not None and await runner.cached(source) is not None:
+                cached += 1
+                continue
             try:
                 req = await runner.dry_run(source)
             except LlamavisError as exc:  # a bad image is reported, the rest go on
@@ -211,17 +219,20 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str]) -> int:
             requests.append(req)
 
     asyncio.run(prepare_all())
+    if runner.cache is not None:
+        runner.cache.close()
     doc = {
         "provider": cfg.spec.name, "model": cfg.model_id, "request_count": len(requests),
-        "estimated_cost_usd": None if cost is None else round(cost, 8),
+        "cached_count": cached, "estimated_cost_usd": None if cost is None else round(cost, 8),
         "requests": requests,
     }
     SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     price = ("unknown (no price known for this model)" if cost is None
              else f"about ${cost:.6f} (one answer per image at --max-tokens; re-asks add to it)")
+    from_cache = f"{cached} image(s) already answered in the cache (no request, no cost); " if cached else ""
     render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "
-                f"estimated cost {price}; nothing was sent")
+                f"{from_cache}estimated cost {price}; nothing was sent")
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
