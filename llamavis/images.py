@@ -161,6 +161,10 @@ def _prepare(
     img = _open(data)
     original = img.size
     scale = max_side / max(original)
+    if scale >= 1 and _sendable_undecoded(img, data, accepted):
+        mime = _MIMES[img.format or ""]
+        return PreparedImage(source, data, mime, *original, original_bytes=len(data),
+                             original_size=original, passthrough=True)
     if img.format in ("JPEG", "MPO") and scale < 1:
         # DCT-domain downscale (1/2, 1/4, 1/8) while decoding: a fraction of a full decode
         img.draft("RGB", (max(1, int(original[0] * scale)), max(1, int(original[1] * scale))))
@@ -198,6 +202,40 @@ def _open(data: bytes) -> Image:
     with _open_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(io.BytesIO(data))
+
+
+def _sendable_undecoded(img: Image, data: bytes, accepted: tuple[str, ...]) -> bool:
+    """A JPEG or PNG that needs no change goes as it is, checked without decoding it.
+
+    Decoding a 640x480 JPEG costs milliseconds, far more than sending it; instead the file
+    must be whole (a JPEG's end marker after its last scan; a PNG's IEND, every chunk's
+    CRC checked), upright without its EXIF tag, and opaque. Anything else, or in doubt,
+    takes the decoding path, which also reports a damaged file.
+    """
+    if img.mode not in ("1", "L", "P", "RGB"):
+        return False  # alpha (maybe opaque), CMYK, 16-bit...: decided after decoding
+    if img.format in ("JPEG", "MPO"):
+        # Pillow read the header up to the first scan, so a file ending in the end marker is
+        # whole (0xFFD9 never occurs inside entropy-coded data); with bytes after it, the
+        # last end marker must follow the last scan, even behind a complete EXIF thumbnail.
+        ends = data.endswith(b"\xff\xd9") or data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
+        whole = ends and _orientation(img) == 1
+    elif img.format == "PNG":
+        # PNG's getexif decodes the whole image to look for a late eXIf chunk: no EXIF at all
+        # (neither chunk nor raw-profile text) means upright.
+        whole = b"eXIf" not in data and b"Raw profile type exif" not in data and _png_intact(data)
+    else:
+        return False
+    return whole and _passable(img, accepted)
+
+
+def _png_intact(data: bytes) -> bool:
+    """Every chunk present with a matching CRC, up to IEND (Pillow's verify, no inflating)."""
+    try:
+        _open(data).verify()
+    except Exception:  # a damaged file: the decoding path says what is wrong with it
+        return False
+    return True
 
 
 def _check_pixels(img: Image, source: str) -> None:

@@ -309,6 +309,21 @@ def test_bad_file_raises_one_line_image_error_naming_it(name, data, words):
     assert "\n" not in message and info.value.kind == "bad_image"
 
 
+def test_jpeg_cut_short_after_a_complete_embedded_jpeg_is_still_refused():
+    # EXIF thumbnails are whole JPEGs inside the header: their end marker must not pass
+    # for the end of the picture itself.
+    embedded = b"\xff\xd8\xff\xda\x00\x02\xff\xd9"
+    data = encode(Image.effect_noise((400, 300), 50).convert("RGB"), "JPEG", comment=embedded)
+    with pytest.raises(ImageError, match="truncated"):
+        prepare_image(data[: len(data) // 2], source="cut.jpg")
+
+
+def test_jpeg_with_bytes_after_its_end_is_still_sent_as_it_is():
+    data = make_image_bytes((300, 200)) + b"appended by a camera app"
+    out = prepare_image(data, source="trailer.jpg")
+    assert out.passthrough and out.data == data and (out.width, out.height) == (300, 200)
+
+
 def test_decompression_bomb_is_refused_without_decoding(recwarn):
     with pytest.raises(ImageError, match=r"bomb\.png: too large to decode safely \(400 megapixels"):
         prepare_image(png_header_only(20000, 20000), source="bomb.png")
