@@ -28,7 +28,8 @@ from ..errors import (
 )
 from ..types import Completion
 from .errors import error_from_chunk, error_from_response, one_line
-from .payload import build_payload, count_images, redact_payload, usage_from
+from .payload import build_payload, count_images, encode_body, redact_payload, usage_from
+from .pool import Pools
 from .providers import ProviderSpec
 from .retry import AdaptiveLimiter, RetryPolicy, retrying
 from .sse import ChatStream, aiter_events
@@ -40,7 +41,6 @@ _MIN_SCRUB = 8  # shorter "keys" (Ollama's conventional "ollama") are not secret
 
 
 AFTER_FINISH_S = 5.0  # how long to wait for usage/[DONE] once the answer has finished
-POOL_CONNECTIONS = 8  # requests in flight per connection pool (see ChatClient._client)
 
 
 class ChatClient:
@@ -76,9 +76,10 @@ class ChatClient:
         self.limiter = limiter
         self._sleep, self._transport, self._debug = sleep, transport, debug
         self._clock, self._wall_clock = clock, wall_clock
-        self._pools: list[httpx.AsyncClient] = []
-        self._turn = 0
+        self._pools = Pools(self.base_url, timeout=timeout, connect_timeout=connect_timeout,
+                            transport=transport)
         self._urls: dict[str, str] = {}
+        self._headers = self.headers()  # the same on every request: built once
 
     def __repr__(self) -> str:
         return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
@@ -90,10 +91,8 @@ class ChatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (safe to call twice)."""
-        pools, self._pools = self._pools, []
-        for pool in pools:
-            await pool.aclose()
+        """Close the connection pools (safe to call twice)."""
+        await self._pools.aclose()
 
     def headers(self, *, redact: bool = False) -> dict[str, str]:
         """Request headers; ``redact=True`` shows the key as ``***`` (for display)."""
@@ -193,16 +192,16 @@ class ChatClient:
 
     async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
         url, wire = self.request_for(payload)
-        self._log(
-            f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
-            f"payload: {json.dumps(redact_payload(wire), ensure_ascii=False)}"
-        )
-        with self._translated():
-            started = self._clock()
-            request = self._client().build_request(
-                "POST", url, json=wire, headers=self.headers()
+        if self._debug is not None:  # not even built otherwise: it copies the whole payload
+            self._log(
+                f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\n"
+                f"payload: {json.dumps(redact_payload(wire), ensure_ascii=False)}"
             )
-            response = await self._send(request)
+        body = encode_body(wire)
+        with self._translated(), self._pools.one() as http:
+            started = self._clock()
+            request = http.build_request("POST", url, content=body, headers=self._headers)
+            response = await self._send(http, request)
             try:
                 self._log(f"{response.status_code} after {self._clock() - started:.2f} s")
                 if response.status_code >= 400:
@@ -216,15 +215,15 @@ class ChatClient:
             finally:
                 await response.aclose()
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         try:
-            return await self._client().send(request, stream=True)
+            return await http.send(request, stream=True)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             # A kept-alive connection the server has closed (transformers serve closes
             # it after a 500) fails the next request before any answer: resend once, at
             # once, without spending one of the user's retries on our connection reuse.
             self._log("the server closed the connection before answering; sending again")
-            return await self._client().send(request, stream=True)
+            return await http.send(request, stream=True)
 
     async def _read_stream(
         self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
@@ -316,10 +315,8 @@ class ChatClient:
 
     async def _get_exchange(self, url: str) -> tuple[Any, bytes]:
         self._log(f"GET {url}\nheaders: {json.dumps(self.headers(redact=True))}")
-        with self._translated():
-            response = await self._send(
-                self._client().build_request("GET", url, headers=self.headers())
-            )
+        with self._translated(), self._pools.one() as http:
+            response = await self._send(http, http.build_request("GET", url, headers=self._headers))
             try:
                 body = await response.aread()
             finally:
@@ -333,31 +330,6 @@ class ChatClient:
         return data.get("data") if isinstance(data, dict) else data
 
     # -- helpers ----------------------------------------------------------------
-
-    def _client(self) -> httpx.AsyncClient:
-        """One of several small connection pools, in turn.
-
-        httpcore's pool does work per request that grows with its number of
-        connections (encode/httpcore#1035): one pool of 64 connections reached a
-        quarter of the ideal rate at -j 64 (BENCHMARKS.md). Pools of at most
-        POOL_CONNECTIONS each keep that cost small.
-        """
-        if not self._pools:
-            wanted = self.limiter.max if self.limiter is not None else 1
-            count = max(1, -(-wanted // POOL_CONNECTIONS))
-            # One TLS context for all pools: loading the CA bundle costs ~20 ms each time.
-            tls = httpx.create_ssl_context()
-            self._pools = [
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                    transport=self._transport,
-                    verify=tls,
-                )
-                for _ in range(count)
-            ]
-        self._turn = (self._turn + 1) % len(self._pools)
-        return self._pools[self._turn]
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:

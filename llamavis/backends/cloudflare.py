@@ -78,9 +78,9 @@ class CloudflareClient(ChatClient):
         url = self.url(f"run/{payload['model']}")
         self._log(f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\npayload: "
                   '{"prompt": "agree"}')
-        with self._translated():
-            response = await self._send(self._client().build_request(
-                "POST", url, json={"prompt": "agree"}, headers=self.headers()))
+        with self._translated(), self._pools.one() as http:
+            response = await self._send(http, http.build_request(
+                "POST", url, json={"prompt": "agree"}, headers=self._headers))
             try:
                 body = await response.aread()
             finally:

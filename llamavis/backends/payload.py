@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import orjson
 
 from ..pricing import estimate_usd
 from ..types import GenParams, Usage
@@ -48,6 +51,15 @@ def build_payload(
         if spec.require_parameters:
             payload["provider"] = {"require_parameters": True}
     return payload
+
+
+def encode_body(payload: dict) -> bytes:
+    """The request body as JSON bytes: orjson copies a base64 image at memory speed, where
+    the json module scans it character by character (~5 us against ~250 us for 640x480)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # what orjson refuses, such as a lone surrogate from an odd file name
+        return json.dumps(payload).encode()
 
 
 def _response_format(spec: ProviderSpec, schema: dict | None, wanted: bool) -> dict | None:
