@@ -5,32 +5,33 @@ busy timeout, every write is one short autocommit statement, and a write that st
 meets "database is locked" is retried a few times. A cache that cannot be opened or
 read (corrupt file, unwritable directory) is reported once through ``on_warning`` and
 then turned off for the rest of the run: a cache problem never fails a batch.
-
-``stats`` and ``clear`` serve ``llamavis cache``: they report their problems as
-``ConfigError`` instead, since there the user asked about the file itself.
+(``llamavis.cache_admin`` measures and empties the file for ``llamavis cache``.)
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import ConfigError
 
 log = logging.getLogger("llamavis.cache")
 
 KEY_VERSION = 1  # bump to invalidate every stored key when the key recipe changes
 _SECRET_PARTS = frozenset({"api_key", "apikey", "key", "token", "authorization", "password"})
-_SCHEMA = (
+SCHEMA = (
     "CREATE TABLE IF NOT EXISTS results ("
     "key TEXT PRIMARY KEY, result TEXT NOT NULL, created REAL NOT NULL)"
 )
@@ -58,6 +59,26 @@ def cache_key(**parts: Any) -> str:
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
     )
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[str, str, float]]) -> None:
+    """Many results in one transaction: one commit, one write to the log, for the batch."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT OR REPLACE INTO results (key, result, created) VALUES (?, ?, ?)", rows
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _flush_at_exit(ref: weakref.ref[ResultCache]) -> None:
+    cache = ref()
+    if cache is not None:
+        cache.flush()
 
 
 def default_path() -> Path:
@@ -90,6 +111,11 @@ class ResultCache:
         self._conn: sqlite3.Connection | None = None
         self._disabled = False
         self._lock = threading.Lock()
+        # put_soon's queue: key -> (result JSON, created), drained by one writer thread
+        self._pending: dict[str, tuple[str, float]] = {}
+        self._queue = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def enabled(self) -> bool:
@@ -98,9 +124,12 @@ class ResultCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored result dict for ``key``, or None (miss, or cache unusable)."""
-        row = self._run(
-            lambda c: c.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
-        )
+        with self._queue:
+            row: Any = self._pending.get(key)
+        if row is None:
+            row = self._run(
+                lambda c: c.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
+            )
         if not row:
             return None
         try:
@@ -119,12 +148,57 @@ class ResultCache:
             )
         )
 
+    def put_soon(self, key: str, result: dict[str, Any]) -> None:
+        """Store one result from a writer thread that commits whatever has queued up in one
+        transaction: the caller (an event loop) neither waits on the disk nor hops threads.
+
+        ``get`` sees the result at once; ``flush`` and ``close`` return once it is stored.
+        """
+        text = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        with self._queue:
+            self._pending[key] = (text, time.time())
+            if self._writer is None:
+                self._stopping = False
+                self._writer = threading.Thread(target=self._drain, name="llamavis-cache",
+                                                daemon=True)
+                self._writer.start()
+                atexit.register(_flush_at_exit, weakref.ref(self))  # a cache never closed
+            self._queue.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every result given to ``put_soon`` is stored (or skipped, with a warning)."""
+        with self._queue:
+            while self._pending and self._writer is not None:
+                self._queue.wait()
+
     def close(self) -> None:
-        """Close the connection; a later get/put opens it again."""
+        """Store what is queued, stop the writer, close the connection; a later call reopens."""
+        self.flush()
+        with self._queue:
+            writer, self._writer, self._stopping = self._writer, None, True
+            self._queue.notify_all()
+        if writer is not None:
+            writer.join()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def _drain(self) -> None:
+        while True:
+            with self._queue:
+                while not self._pending and not self._stopping:
+                    self._queue.wait()
+                if not self._pending:
+                    return
+                batch = dict(self._pending)
+            rows = [(key, text, created) for key, (text, created) in batch.items()]
+            self._run(functools.partial(_insert, rows=rows))
+            with self._queue:
+                for key, row in batch.items():
+                    if self._pending.get(key) is row:  # not replaced meanwhile
+                        del self._pending[key]
+                self._queue.notify_all()
 
     def __enter__(self) -> ResultCache:
         return self
@@ -163,7 +237,7 @@ class ResultCache:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # a cache: durable enough in WAL
-            conn.execute(_SCHEMA)
+            conn.execute(SCHEMA)
         except BaseException:
             conn.close()
             raise
@@ -188,121 +262,3 @@ class ResultCache:
             self._warn_cb(message)
         else:
             log.warning(message)
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """What ``llamavis cache stats`` reports about the store."""
-
-    path: Path
-    entries: int
-    size_bytes: int  # the database file and its write-ahead log
-    oldest: float | None  # epoch seconds of the oldest stored result
-    newest: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path), "entries": self.entries, "size_bytes": self.size_bytes,
-            "oldest": _iso(self.oldest), "newest": _iso(self.newest),
-        }  # fmt: skip
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
-
-
-def _files(path: Path) -> list[Path]:
-    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-
-
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in _files(path)[:2] if p.exists())
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    """A connection for the cache command; any database fault is one ConfigError."""
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-    try:
-        conn.execute(_SCHEMA)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise _unusable(path, exc) from None
-    return conn
-
-
-def _unusable(path: Path, exc: sqlite3.DatabaseError) -> ConfigError:
-    return ConfigError(f"result cache {path} is unusable ({exc})",
-                       hint="`llamavis cache clear` deletes it and starts a fresh one")
-
-
-def stats(path: Path | None = None) -> CacheStats:
-    """Entries, size on disk and the oldest and newest result; a missing store is empty."""
-    path = Path(path) if path is not None else default_path()
-    if not path.exists():
-        return CacheStats(path, 0, 0, None, None)
-    conn = _open(path)
-    try:
-        count, oldest, newest = conn.execute(
-            "SELECT COUNT(*), MIN(created), MAX(created) FROM results"
-        ).fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise _unusable(path, exc) from None
-    finally:
-        conn.close()
-    return CacheStats(path, count, _size(path), oldest, newest)
-
-
-def _cutoff(older_than_days: float | None, now: float) -> float:
-    return now - older_than_days * 86400 if older_than_days is not None else float("inf")
-
-
-def count_older(older_than_days: float | None = None, path: Path | None = None,
-                *, now: float | None = None) -> int:
-    """How many results ``clear`` would delete (all of them when no age is given)."""
-    path = Path(path) if path is not None else default_path()
-    if not path.exists():
-        return 0
-    cutoff = _cutoff(older_than_days, time.time() if now is None else now)
-    conn = _open(path)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM results WHERE created < ?",
-                                (cutoff,)).fetchone()[0])
-    except sqlite3.DatabaseError as exc:
-        raise _unusable(path, exc) from None
-    finally:
-        conn.close()
-
-
-def clear(older_than_days: float | None = None, path: Path | None = None,
-          *, now: float | None = None) -> int:
-    """Delete stored results (those older than the given days, else all); return how many.
-
-    Clearing everything also gives the disk space back; a store too damaged to open is
-    deleted whole, since nothing in it can be read anyway.
-    """
-    path = Path(path) if path is not None else default_path()
-    if not path.exists():
-        return 0
-    cutoff = _cutoff(older_than_days, time.time() if now is None else now)
-    try:
-        conn = _open(path)
-    except ConfigError:
-        if older_than_days is not None:
-            raise
-        for file in _files(path):
-            file.unlink(missing_ok=True)
-        return 0
-    try:
-        deleted = conn.execute("DELETE FROM results WHERE created < ?", (cutoff,)).rowcount
-        if older_than_days is None:
-            conn.execute("VACUUM")  # give the space back: the file does not shrink by itself
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.DatabaseError as exc:
-        raise _unusable(path, exc) from None
-    finally:
-        conn.close()
-    return int(deleted)

@@ -206,7 +206,7 @@ class Runner:
                 return self._from_cache(result, hit, start)
             await self._ask(result, image, on_delta, on_reset)
             if key is not None:
-                await asyncio.to_thread(self.cache.put, key, result.to_dict())
+                self.cache.put_soon(key, result.to_dict())  # stored in batches by its writer
         except (ConfigError, UsageError):
             raise
         except LlamavisError as exc:

@@ -65,7 +65,7 @@ _WRITER = textwrap.dedent(
     warnings = []
     cache = ResultCache(sys.argv[1], on_warning=warnings.append)
     for i in range(200):
-        cache.put(f"{sys.argv[2]}-{i}", {"image": f"{sys.argv[2]}-{i}.jpg", "output": i})
+        (cache.put if i % 2 else cache.put_soon)(f"{sys.argv[2]}-{i}", {"image": f"{sys.argv[2]}-{i}.jpg", "output": i})
         assert cache.get(f"{sys.argv[2]}-{i}")["output"] == i
     cache.close()
     if warnings:
@@ -133,3 +133,41 @@ def test_only_a_corrupt_file_is_worth_deleting(tmp_path: Path) -> None:
     ResultCache(tmp_path / "file" / "r.sqlite3", on_warning=warned["unreachable"].append).get("k")
     assert "delete the file" in warned["corrupt"][0]
     assert "delete the file" not in warned["unreachable"][0]
+
+
+def test_put_soon_is_seen_at_once_and_on_disk_after_close(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "r.sqlite3")
+    for i in range(300):
+        cache.put_soon(f"k{i}", _result(f"{i}.jpg"))
+    assert cache.get("k299") == _result("299.jpg")  # queued or written: either way found
+    cache.close()
+    again = ResultCache(tmp_path / "r.sqlite3")
+    assert all(again.get(f"k{i}") == _result(f"{i}.jpg") for i in range(300))
+
+
+_EXIT_WITHOUT_CLOSE = textwrap.dedent(
+    """
+    import sys
+    from llamavis.cache import ResultCache
+    cache = ResultCache(sys.argv[1])
+    for i in range(500):
+        cache.put_soon(f"k{i}", {"image": f"{i}.jpg"})
+    """
+)
+
+
+def test_results_queued_by_put_soon_are_stored_even_if_the_cache_is_never_closed(tmp_path):
+    path = tmp_path / "r.sqlite3"
+    subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_CLOSE, str(path)], check=True, timeout=60)
+    cache = ResultCache(path)
+    assert [cache.get(f"k{i}") for i in (0, 499)] == [{"image": "0.jpg"}, {"image": "499.jpg"}]
+
+
+def test_put_soon_into_a_corrupt_file_warns_once_and_loses_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    path.write_bytes(b"this is not a database\n" * 100)
+    warnings: list[str] = []
+    cache = ResultCache(path, on_warning=warnings.append)
+    cache.put_soon("k", _result())
+    cache.close()  # returns: the writer gave up on the file instead of hanging
+    assert len(warnings) == 1 and "unusable" in warnings[0] and not cache.enabled

@@ -39,7 +39,7 @@ def stats_cmd(
 
     Example:  llamavis cache stats --json
     """
-    from ..cache import stats
+    from ..cache_admin import stats
 
     found = stats()
     if json_out:
@@ -63,7 +63,8 @@ def clear_cmd(
 
     Example:  llamavis cache clear --older-than 30
     """
-    from ..cache import clear, count_older, default_path
+    from ..cache import default_path
+    from ..cache_admin import clear, count_older
 
     path = default_path()
     try:
