@@ -57,6 +57,9 @@ class Workdir:
         """The environment of one CLI run: isolated dirs, no keys, no proxies."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_SCRUB_PREFIXES) and k not in _PROXIES}
+        # An installed package runs from compiled bytecode (pip writes the .pyc files); with
+        # this set, an editable checkout would compile llamavis's sources on every start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         cache = cache or self.fresh("cache")
         env["LLAMAVIS_CACHE_DIR"] = str(cache / "cache")
         env["LLAMAVIS_CONFIG_DIR"] = str(cache / "config")

@@ -73,6 +73,7 @@ def main() -> int:
     figures: list[Figure] = []
     extra: dict[str, list[str]] = {}
     durations: dict[str, float] = {}
+    loads: dict[str, float] = {}
     failed = False
 
     def section(name: str, fn) -> None:
@@ -87,6 +88,7 @@ def main() -> int:
             figures.append(Figure(name, f"{name}: the section failed", None, "",
                                   note=f"PROBLEM: {type(exc).__name__}: {exc}"))
         durations[name] = durations.get(name, 0.0) + time.monotonic() - start
+        loads[name] = os.getloadavg()[0]  # the cores are shared: say how busy they were
 
     try:
         llm, llm_note = sec_startup.find_llm(install=not (quick or args.no_llm_install))
@@ -104,6 +106,19 @@ def main() -> int:
             return out
 
         section("startup", startup)
+        first_image = gen.batch_folder(work.root, 1, (640, 480)) / "img00000.jpg"
+
+        def first_request() -> list:
+            out = sec_startup.first_request_figures(server, work, first_image, 3 if quick else 9)
+            args_ = ["caption", str(first_image), "--no-cache", "-P", "local", "--base-url",
+                     server.url]
+            found = sec_startup.heavy_imports(work, args_, sec_startup.ON_THE_WAY)
+            extra.setdefault("startup", []).extend([
+                "", "What a caption's first request waits for (`python -X importtime`, one run):",
+                "", *[f"- {line}" for line in found.values()]])
+            return out
+
+        section("startup", first_request)
 
         def prepare() -> list:
             heic = sec_prep.heif_installed()
@@ -150,7 +165,7 @@ def main() -> int:
         work.cleanup()
 
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report.markdown(figures, machine, extra, quick, durations)
+    text = report.markdown(figures, machine, extra, quick, durations, loads)
     written = write_report(text, quick=quick, output=args.output)
     print(f"bench: wrote {written}" if written else "bench: a --quick run leaves BENCHMARKS.md "
           "as it is (--output FILE keeps its report)", file=sys.stderr)
