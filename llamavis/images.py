@@ -98,7 +98,9 @@ def prepare_image(
         raise ValueError("max_side must be at least 1")
     _sniff(data, source)
     try:
-        return _prepare(data, source, purpose, max_side, tuple(accepted_mimes), jpeg_quality)
+        image = _prepare(data, source, purpose, max_side, tuple(accepted_mimes), jpeg_quality)
+        image.data_url()  # base64 here, in the worker thread, not on the event loop
+        return image
     except ImageError:
         raise
     except MemoryError as exc:

@@ -53,6 +53,7 @@ class PreparedImage:
     original_bytes: int = 0
     original_size: tuple[int, int] | None = None
     passthrough: bool = False  # sent exactly as read, not re-encoded
+    _url: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def sha256(self) -> str:
@@ -61,9 +62,12 @@ class PreparedImage:
         return hashlib.sha256(self.data).hexdigest()
 
     def data_url(self) -> str:
-        import base64
+        """The image as a data: URL, encoded once (prepare_image does it off the event loop)."""
+        if self._url is None:
+            import base64
 
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+            self._url = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return self._url
 
 
 @dataclass
