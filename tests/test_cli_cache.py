@@ -157,3 +157,11 @@ def test_after_a_clear_the_same_image_is_asked_again(tmp_path):
         assert len(server.requests) == 2
     assert first.returncode == third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["cached"] is False
+
+
+def test_a_dry_run_leaves_no_cache_file_behind(isolated_user_dirs):
+    photo = Path(__file__).resolve().parent.parent / "examples" / "shapes.jpg"
+    proc = llamavis("caption", str(photo), "--dry-run", "-P", "openrouter")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["request_count"] == 1
+    assert not store(isolated_user_dirs).exists()

@@ -192,10 +192,11 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str], *, use_cache: bool = True) 
     """Print the requests that would be sent, their number and estimated cost; send nothing.
 
     An image whose answer is in the cache would be answered from it: no request, no cost."""
-    from ..cache import ResultCache
+    from ..cache import ResultCache, default_path
     from ..pricing import estimate_request
     from ..tasks import Runner
 
+    use_cache = use_cache and default_path().exists()  # a dry run creates no cache file
     runner = Runner(cfg, stdin=sys.stdin.buffer,
                     cache=ResultCache(on_warning=render.note) if use_cache else None)
     requests: list[dict[str, Any]] = []
@@ -205,7 +206,8 @@ def dry_run(cfg: TaskConfig, sources: Iterator[str], *, use_cache: bool = True) 
     async def prepare_all() -> None:  # one event loop for every image, not one each
         nonlocal cost, failed, cached
         for source in sources:
-            if runner.cache is not None and await runner.cached(source) is not None:
+            # (standard input can be read once: "-" is counted as a request)
+            if runner.cache is not None and source != "-" and await runner.cached(source):
                 cached += 1
                 continue
             try:
