@@ -66,10 +66,14 @@ class SharedImages:
         return await self._once(("image", source, purpose, mimes),
                                 lambda: self._prepare(source, purpose, mimes))
 
+    async def data(self, source: str) -> bytes:
+        """The image's bytes, read once for every step."""
+        return await self._once(("bytes", source), lambda: self._read(source))
+
     async def _prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
         from .images import prepare_image
 
-        data = await self._once(("bytes", source), lambda: self._read(source))
+        data = await self.data(source)
         return await asyncio.to_thread(prepare_image, data, source=source, purpose=purpose,
                                        accepted_mimes=mimes)
 
@@ -105,6 +109,13 @@ class StepRunner(Runner):
 
     async def prepare(self, source: str) -> PreparedImage:
         return await self.images.prepare(source, self.cfg.image_purpose, self.cfg.spec.image_mimes)
+
+    async def load(self, source: str) -> tuple[Any, Any, Any]:
+        """As Runner.load, with the bytes and the prepared image shared between steps."""
+        key, hit = await asyncio.to_thread(self.lookup, await self.images.data(source))
+        if hit is not None:
+            return key, hit, None
+        return key, None, await self.prepare(source)
 
 
 def runners(runs: list[StepRun], images: SharedImages, **kwargs: Any) -> list[StepRunner]:

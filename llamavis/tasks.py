@@ -130,16 +130,25 @@ class Runner:
                          prepared=recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes),
                          **self.cfg.cache_parts())
 
+    def lookup(self, data: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        """(cache key, stored result) for an image's bytes; blocking (the store may wait on
+        another process's lock), so call it off the event loop."""
+        if self.cache is None:
+            return None, None
+        key = self.cache_key(data)
+        return key, self.cache.get(key)
+
+    async def load(self, source: str) -> tuple[Any, Any, Any]:
+        """(cache key, stored result, prepared image or None on a hit) for one source: read,
+        look up and, on a miss, prepare it in one trip off the event loop."""
+        return await asyncio.to_thread(self._load, source)
+
     def _load(self, source: str, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
-        """Read, key, look up and (on a miss) prepare one image: one trip off the event loop."""
         from .images import prepare_image
         from .sources import read_source
 
         data = read_source(source, stdin=self.stdin)
-        key = hit = None
-        if self.cache is not None:
-            key = self.cache_key(data)
-            hit = self.cache.get(key)  # the store may wait on another process's lock
+        key, hit = self.lookup(data)
         if hit is not None or lookup_only:
             return key, hit, None
         return key, None, prepare_image(data, source=source, purpose=self.cfg.image_purpose,
@@ -201,7 +210,7 @@ class Runner:
         result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
                         model=self.cfg.model_id)
         try:
-            key, hit, image = await asyncio.to_thread(self._load, source)
+            key, hit, image = await self.load(source)
             if hit is not None:
                 return self._from_cache(result, hit, start)
             await self._ask(result, image, on_delta, on_reset)
