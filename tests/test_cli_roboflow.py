@@ -339,3 +339,16 @@ def test_an_image_on_standard_input_is_read_once_for_every_step(tmp_path):
         [f"-\tscene\t{json.dumps(SCENE)}", "-\tanswer\tA red ball on grass."])
     sent = {b["messages"][0]["content"][0]["image_url"]["url"] for b in server.requests}
     assert len(server.requests) == 2 and len(sent) == 1  # both steps saw the same image
+
+
+def test_an_image_on_standard_input_is_read_once_for_every_step_with_the_cache_on(tmp_path):
+    wf = write(tmp_path, two_step_workflow())
+    args = ("roboflow", wf, "-", "--input", "question=Which?", "--input", f"llama_api_key={KEY}")
+    image = (EXAMPLES / "shapes.jpg").read_bytes()
+    with FakeServer(answers) as server:
+        first = llamavis(*args, "--base-url", server.url, input=image)
+        again = llamavis(*args, "--base-url", server.url, input=image)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert len(server.requests) == 2  # both steps asked once; the re-run is all cached
+    assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines()) == sorted(
+        [f"-\tscene\t{json.dumps(SCENE)}", "-\tanswer\tA red ball on grass."])
