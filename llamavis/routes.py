@@ -158,6 +158,15 @@ class FallbackRunner:
         finally:
             _SPENT.reset(token)
 
+    async def cached(self, source: str) -> Result | None:
+        """A stored answer from any live route (each keys its own), sending nothing."""
+        for route in self.routes:
+            if route.failure is None and route.runner is not None:
+                hit = await route.runner.cached(source)
+                if hit is not None:
+                    return hit
+        return None
+
     def _drop(self, exc: RouteUnavailable) -> None:
         route = exc.route
         if route.failure is not None:

@@ -107,27 +107,29 @@ class Runner:
 
     async def prepare(self, source: str) -> PreparedImage:
         """Read and prepare one image off the event loop (both cores work)."""
-        from .backends.models import profile_for
-        from .images import prepare_image
         from .sources import read_source
 
-        def work() -> PreparedImage:
-            data = read_source(source, stdin=self.stdin)
-            return prepare_image(
-                data, source=source, purpose=self.cfg.image_purpose,
-                accepted_mimes=self.cfg.spec.image_mimes,
-                max_side=profile_for(self.cfg.model_id).max_side,  # the model family's own size
-            )
+        return await asyncio.to_thread(
+            lambda: self._prepare(read_source(source, stdin=self.stdin), source))
 
-        return await asyncio.to_thread(work)
+    def _prepare(self, data: bytes, source: str) -> PreparedImage:
+        from .images import prepare_image
+
+        return prepare_image(data, source=source, purpose=self.cfg.image_purpose,
+                             accepted_mimes=self.cfg.spec.image_mimes, max_side=self._max_side())
+
+    def _max_side(self) -> int:
+        from .backends.models import profile_for
+
+        return profile_for(self.cfg.model_id).max_side  # the model family's own size
 
     def cache_key(self, data: bytes) -> str:
         """Keyed by the image as read plus how it is prepared: a re-run decodes nothing."""
         from .cache import cache_key
         from .images import recipe
 
-        return cache_key(image=hashlib.sha256(data).hexdigest(),
-                         prepared=recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes),
+        how = recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes, self._max_side())
+        return cache_key(image=hashlib.sha256(data).hexdigest(), prepared=how,
                          **self.cfg.cache_parts())
 
     def lookup(self, data: bytes) -> tuple[str | None, dict[str, Any] | None]:
@@ -144,15 +146,13 @@ class Runner:
         return await asyncio.to_thread(self._load, source)
 
     def _load(self, source: str, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
-        from .images import prepare_image
         from .sources import read_source
 
         data = read_source(source, stdin=self.stdin)
         key, hit = self.lookup(data)
         if hit is not None or lookup_only:
             return key, hit, None
-        return key, None, prepare_image(data, source=source, purpose=self.cfg.image_purpose,
-                                        accepted_mimes=self.cfg.spec.image_mimes)
+        return key, None, self._prepare(data, source)
 
     async def cached(self, source: str) -> Result | None:
         """The stored answer for ``source``, or None; never sends a request (for --max-cost

@@ -217,6 +217,17 @@ def test_the_cache_stays_per_route(images):
     assert all(r["cached"] and r["provider"] == "deepinfra" for r in rows(second))
 
 
+def test_a_fallback_routes_cached_answers_are_given_under_max_cost_0(images):
+    with FakeServer(DEAD) as openrouter, FakeServer(own_answer) as deepinfra:
+        args = ("caption", *map(str, images[:3]), "-P", "openrouter", "--base-url",
+                openrouter.url, "--fallback", "deepinfra", "--jsonl")
+        first = llamavis(*args, env=env_for(deepinfra))
+        free = llamavis(*args, "--max-cost", "0", env=env_for(deepinfra))
+    assert first.returncode == free.returncode == 0, free.stderr
+    assert len(deepinfra.requests) == 3  # nothing asked under the zero budget
+    assert len(rows(free)) == 3 and all(r["cached"] for r in rows(free))
+
+
 # -- which failures move an image --------------------------------------------------------
 
 
