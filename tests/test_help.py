@@ -128,7 +128,7 @@ def test_readme_commands_section_shows_every_command(path):
 
 # -- start-up cost -----------------------------------------------------------------------
 
-HEAVY = ("httpx", "PIL", "pydantic", "jsonschema", "json_repair", "sqlite3", "torch", "transformers",
+HEAVY = ("asyncio", "httpx", "PIL", "pydantic", "jsonschema", "json_repair", "sqlite3", "torch", "transformers",
          "llguidance")
 IMPORTS_AFTER = """
 import contextlib, io, json, sys
@@ -142,7 +142,8 @@ print(json.dumps({"code": code, "heavy": heavy}))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["caption", "--help"], ["structured", "--help"], ["roboflow", "--help"],
-                                  ["keys", "set", "--help"], ["cache", "clear", "--help"],
+                                  ["keys", "set", "--help"], ["cache", "clear", "--help"], ["doctor", "--help"],
+                                  ["agree", "--help"], ["models", "--help"],
                                   ["--version"]])
 def test_help_and_version_import_no_heavy_dependency(args):
     proc = subprocess.run([sys.executable, "-c", IMPORTS_AFTER, *args, ",".join(HEAVY)],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Annotated
 
@@ -48,6 +47,7 @@ def agree(
     if not yes and not _confirmed(licence.name):
         _say("not accepted; nothing was sent")
         raise typer.Exit(1)
+    import asyncio  # not on the path of --help
     answer = asyncio.run(send_agreement(spec, base_url=endpoint, api_key=key, model_id=model_id))
     _say(f"agreed; {spec.name} answered: {answer.strip()[:200]}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Annotated, Any
@@ -41,6 +40,7 @@ def doctor(
     from ..doctor import any_live, diagnose
     from .render import note
 
+    import asyncio  # not on the path of --help
     verdicts = asyncio.run(diagnose(provider, model=model, probe=probe, base_url=base_url,
                                     api_key=api_key, timeout=timeout, on_note=note))
     rows = [v.to_dict() for v in verdicts]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Annotated, Any
@@ -42,6 +41,7 @@ def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool
     from ..doctor import served_models
     from .render import note
 
+    import asyncio  # not on the path of --help
     rows = asyncio.run(served_models(spec, base_url, api_key))
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

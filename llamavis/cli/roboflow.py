@@ -7,7 +7,6 @@ them (roboflow_run) and writes one object per image: ``{"image": PATH, "<step>":
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -115,6 +114,7 @@ def run_command(opts: dict[str, Any]) -> int:
     from .roboflow_sink import Sink
 
     sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
+    import asyncio  # not on the path of --help
     return asyncio.run(_run(runs, sources, sink, opts, total))
 
 
@@ -169,6 +169,7 @@ def _dry_run(runs: list[Any], sources: Any) -> int:
         failed += 1
         error_line(source, exc.to_dict())
 
+    import asyncio  # not on the path of --help
     doc = asyncio.run(roboflow_run.dry_run(runs, sources, stdin=sys.stdin.buffer, on_error=on_error))
     SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
