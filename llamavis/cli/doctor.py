@@ -37,10 +37,10 @@ def doctor(
 
     Example:  llamavis doctor --probe -P deepinfra -P cloudflare
     """
+    import asyncio  # not on the path of --help
+
     from ..doctor import any_live, diagnose
     from .render import note
-
-    import asyncio  # not on the path of --help
     verdicts = asyncio.run(diagnose(provider, model=model, probe=probe, base_url=base_url,
                                     api_key=api_key, timeout=timeout, on_note=note))
     rows = [v.to_dict() for v in verdicts]

@@ -38,10 +38,10 @@ def models(
 
 
 def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool) -> None:
+    import asyncio  # not on the path of --help
+
     from ..doctor import served_models
     from .render import note
-
-    import asyncio  # not on the path of --help
     rows = asyncio.run(served_models(spec, base_url, api_key))
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
