@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from . import taskspecs
 from .errors import UsageError
 from .types import Result
 
-JSON_TASKS = frozenset({"structured", "classify", "multi-classify"})
 _UNSAFE_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _TSV_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNSAFE_TSV = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -143,7 +143,8 @@ class TsvWriter:
 class SidecarWriter:
     """One file per image in ``out_dir`` (``--output-dir``), written atomically.
 
-    Naming: ``<name>.txt`` (``.json`` for structured, classify, multi-classify), where the
+    Naming: ``<name>.txt`` (``.json`` for the tasks whose TaskSpec says ``json_sidecar``:
+    structured, classify, multi-classify), where the
     name comes from the image's own path alone, never from the order images arrive in, so
     every run gives an image the same sidecar and finds it again. A local image keeps its
     path (without extension) relative to the first of these that holds it: one of ``roots``
@@ -163,7 +164,8 @@ class SidecarWriter:
         self.out_dir = Path(out_dir)
         self.task = task
         self.overwrite = overwrite
-        self.suffix = ".json" if task in JSON_TASKS else ".txt"
+        spec = taskspecs.find(task)
+        self.suffix = ".json" if spec is not None and spec.json_sidecar else ".txt"
         self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
         self._claimed: dict[Path, str] = {}  # sidecar -> image that owns it in this run
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import prompts
+from . import prompts, taskspecs
 from .backends.providers import (
     AUTO_ORDER,
     PROVIDERS,
@@ -21,17 +21,6 @@ from .backends.providers import (
 from .config import load_keys
 from .errors import ConfigError, UsageError
 from .types import GenParams
-
-TASKS = (
-    "caption",
-    "detailed-caption",
-    "ocr",
-    "vqa",
-    "classify",
-    "multi-classify",
-    "structured",
-    "prompt",
-)
 
 
 @dataclass
@@ -54,23 +43,18 @@ class TaskConfig:
     _output_spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
+    def task_spec(self) -> taskspecs.TaskSpec:
+        return taskspecs.get(self.task)
+
+    @property
     def image_purpose(self) -> str:
-        """OCR keeps small text legible with lossless encoding."""
-        return "text" if self.task == "ocr" else "photo"
+        """How the image is encoded: "text" keeps small print legible (OCR)."""
+        return self.task_spec.image_purpose
 
     def output_spec(self) -> Any:
         """The checker for this task's answers (llamavis.structured), built once per run."""
         if self._output_spec is None:
-            from . import structured
-
-            if self.task == "classify":
-                self._output_spec = structured.ClassSpec(self.classes or [])
-            elif self.task == "multi-classify":
-                self._output_spec = structured.MultiClassSpec(self.classes or [])
-            elif self.task == "structured":
-                self._output_spec = structured.SchemaSpec(self.schema or {})
-            else:
-                self._output_spec = structured.TextSpec()
+            self._output_spec = self.task_spec.make_checker(self.classes or [], self.schema)
         return self._output_spec
 
     def cache_parts(self) -> dict[str, Any]:
@@ -158,18 +142,6 @@ def task_variables(
     return variables
 
 
-def check_task_inputs(task: str, classes: list[str], schema: Any) -> None:
-    """Usage errors a command would hit only after its first image: catch them up front."""
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    if task in ("classify", "multi-classify") and not classes:
-        raise UsageError(f"{task} needs classes: -c/--classes A,B,C")
-    if task == "classify" and len(classes) < 2:
-        raise UsageError("classify needs at least two classes in -c/--classes")
-    if task == "structured" and not schema:
-        raise UsageError("structured needs --field KEY=DESCRIPTION or --schema FILE_OR_JSON")
-
-
 def build_config(
     task: str,
     *,
@@ -193,11 +165,14 @@ def build_config(
 ) -> TaskConfig:
     """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front."""
     class_list = split_classes(classes)
-    check_task_inputs(task, class_list, schema)
+    task_spec = taskspecs.get(task)
+    task_spec.check_inputs(class_list, schema)
     from .schemas import load_schema
 
     # The API takes what --schema takes: a dict, a file path, inline JSON or concise text.
-    json_schema = load_schema(schema) if task == "structured" and schema is not None else None
+    json_schema = None
+    if "schema" in task_spec.params and schema is not None:
+        json_schema = load_schema(schema)
     if temperature is not None and not 0.0 <= temperature <= 2.0:
         raise UsageError("--temperature must be between 0.0 and 2.0")
     if max_retries < 0:
@@ -206,7 +181,7 @@ def build_config(
         raise UsageError("--max-tokens must be 1 or more")
     if not timeout > 0:
         raise UsageError("--timeout must be more than 0 seconds")
-    tpl = prompts.get(template or task)
+    tpl = prompts.get(template or task_spec.default_template)
     text = tpl.render(
         task_variables(task, question=question, classes=class_list, prompt=prompt,
                        schema=json_schema, extra=variables or {})

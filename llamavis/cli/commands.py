@@ -1,5 +1,8 @@
-"""The task commands: caption, detailed-caption, ocr, vqa, classify, multi-classify,
-structured and prompt. Each is a thin adapter over ``execute``."""
+"""The task commands, one per entry of the task table (llamavis.taskspecs).
+
+Each is a thin adapter over ``execute``; its help, examples and task options all come
+from its ``TaskSpec``.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +10,25 @@ from typing import Any
 
 import typer
 
+from .. import taskspecs
 from . import options as o
 
-EXAMPLES = {
-    "caption": "llamavis caption examples/shapes.jpg\n\n"
-               "find photos -name '*.jpg' | llamavis caption -j 8 --jsonl > captions.jsonl",
-    "detailed-caption": "llamavis detailed-caption examples/shapes.jpg\n\n"
-                        "llamavis detailed-caption -r photos/ --output-dir captions/",
-    "ocr": "llamavis ocr examples/receipt.png\n\nllamavis ocr scans/ --jsonl > text.jsonl",
-    "vqa": "llamavis vqa examples/shapes.jpg -q 'What colour is the ball?'",
-    "classify": "llamavis classify examples/shapes.jpg -c indoor,outdoor\n\n"
-                "llamavis classify shots/ -c ok,broken --json",
-    "multi-classify": "llamavis multi-classify examples/shapes.jpg -c ball,sky,grass,car",
-    "structured": "llamavis structured examples/receipt.png --field shop='shop name' "
-                  "--field 'total number=amount paid'\n\n"
-                  "llamavis structured receipts/ --schema receipt.schema.json --jsonl",
-    "prompt": "llamavis prompt examples/sign.png -p 'What does this sign mean for a driver?'",
-}
-
-HELP = {
-    "caption": "Write a short caption for each image.",
-    "detailed-caption": "Describe each image in detail.",
-    "ocr": "Transcribe the text in each image.",
-    "vqa": "Answer a question about each image.",
-    "classify": "Put each image in exactly one of your classes.",
-    "multi-classify": "Tag each image with every class that applies (possibly none).",
-    "structured": "Extract fields from each image as JSON that validates against a schema.",
-    "prompt": "Send your own prompt with each image and print the raw answer.",
-}
-
-TASK_PARAMS: dict[str, list[o.Param]] = {
-    "vqa": [o.QUESTION],
-    "classify": [o.CLASSES],
-    "multi-classify": [o.CLASSES],
-    "structured": [o.FIELD, o.SCHEMA, o.SHOW_SCHEMA],
+# The command-line options behind each task parameter a TaskSpec names.
+PARAM_OPTIONS: dict[str, list[o.Param]] = {
+    "question": [o.QUESTION],
+    "classes": [o.CLASSES],
     "prompt": [o.PROMPT],
+    "schema": [o.FIELD, o.SCHEMA, o.SHOW_SCHEMA],
 }
 
 
-def _epilog(task: str) -> str:
-    lines = EXAMPLES[task].split("\n\n")
-    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
+def task_params(spec: taskspecs.TaskSpec) -> list[o.Param]:
+    """The task options of one task's command, in the order its spec lists them."""
+    return [param for name in spec.params for param in PARAM_OPTIONS[name]]
+
+
+def _epilog(spec: taskspecs.TaskSpec) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in spec.examples)
 
 
 def _body(task: str):
@@ -71,9 +52,9 @@ def _body(task: str):
 
 
 def register(app: typer.Typer) -> None:
-    """Add every task command to the app."""
-    for task in EXAMPLES:
-        params = [o.IMAGES, *TASK_PARAMS.get(task, []), *o.COMMON[1:]]
-        app.command(task, help=HELP[task], epilog=_epilog(task), rich_help_panel="Tasks")(
-            o.with_params(params, _body(task))
+    """Add a command for every task in the table."""
+    for spec in taskspecs.TASKS.values():
+        params = [o.IMAGES, *task_params(spec), *o.COMMON[1:]]
+        app.command(spec.name, help=spec.help, epilog=_epilog(spec), rich_help_panel="Tasks")(
+            o.with_params(params, _body(spec.name))
         )

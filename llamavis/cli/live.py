@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from .render import answer_renderable, is_tty, safe_text
+from .term import answer_renderable, is_tty, safe_text
 
 _LIST_ITEM = re.compile(r"\s|[-*+]\s|\d+[.)]\s")
 _FRAME_S = 1 / 20  # re-render a long block at most 20 times a second

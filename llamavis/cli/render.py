@@ -7,38 +7,17 @@ gets plain text and nothing else. Rich is imported only when a terminal needs it
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import sys
 from typing import IO, Any, cast
 
 from ..types import Result
+from .term import answer_renderable, console, fancy, is_tty, one_line, safe_text
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe_text(text: str) -> str:
-    """Escape control characters (a model can emit ESC sequences) but keep newlines and tabs."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def one_line(text: str) -> str:
-    """safe_text for a line of stderr: newlines too are escaped (a file name may hold one)."""
-    return safe_text(text).replace("\n", "\\n")  # safe_text already took \r
-
-
-def is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def fancy(stream: Any) -> bool:
-    """Rich rendering only on a real terminal, without NO_COLOR or TERM=dumb."""
-    # NO_COLOR counts when set and not empty (no-color.org), as rich reads it too
-    return is_tty(stream) and os.environ.get("TERM") != "dumb" and not os.environ.get("NO_COLOR")
+__all__ = [  # the terminal helpers are re-exported: commands import them from here
+    "AboveBar", "Progress", "ResultSink", "SkipNotes", "answer_renderable", "debug_line",
+    "error_line", "fancy", "is_tty", "note", "one_line", "safe_text", "silence_stdout",
+]
 
 
 def silence_stdout() -> None:
@@ -93,28 +72,6 @@ def debug_line(message: str) -> None:
     _err(f"[debug] {message}")
 
 
-def _console(stream: Any) -> Any:
-    from rich.console import Console
-
-    return Console(file=stream, highlight=False, soft_wrap=False)
-
-
-def answer_renderable(task: str, output: Any) -> Any:
-    """A rich renderable for one answer: Markdown prose, JSON for objects and lists."""
-    if isinstance(output, (dict, list)):
-        from rich.json import JSON
-
-        return JSON(json.dumps(output, ensure_ascii=False))
-    text = safe_text(str(output))
-    if task in ("caption", "detailed-caption", "vqa", "prompt"):
-        from rich.markdown import Markdown
-
-        return Markdown(text)
-    from rich.text import Text
-
-    return Text(text)
-
-
 class ResultSink:
     """Writes each finished result where the options say, as soon as it finishes."""
 
@@ -148,7 +105,7 @@ class ResultSink:
         from .live import LiveAnswer, PlainAnswer
 
         if fancy(self.stdout):
-            self.live = LiveAnswer(_console(self.stdout), self.task)
+            self.live = LiveAnswer(console(self.stdout), self.task)
         else:
             self.live = PlainAnswer(self.stdout)
         return self.live
@@ -169,7 +126,7 @@ class ResultSink:
         if self.live is not None and self.live.streamed:
             return  # already on the screen
         if fancy(self.stdout):
-            _console(self.stdout).print(answer_renderable(self.task, result.output))
+            console(self.stdout).print(answer_renderable(self.task, result.output))
             return
         from ..outputs import answer_text
 
