@@ -1,4 +1,4 @@
-"""The Python API: the commands are thin over these functions."""
+"""The Python API: the commands are thin over the same core (llamavis.core)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .settings import build_config
+from .core import Engine, RunOptions, TaskArgs
 from .types import Result
 
 T = TypeVar("T")
@@ -25,20 +25,20 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(work())).result()
 
 
-async def analyze_async(image: str, task: str = "caption", *, cache: bool = False,
+async def analyze_async(image: str, task: str = "caption", *,
                         on_delta: Callable[[str], None] | None = None, **options: Any) -> Result:
     """Ask about one image from async code; options as for `analyze`."""
-    from .cache import ResultCache
-    from .tasks import Runner
+    run_options, task_args = RunOptions.split(options)
+    found: list[Result] = []
 
-    cfg = build_config(task, **options)
-    store = ResultCache() if cache else None
-    async with Runner(cfg, cache=store) as runner:
-        try:
-            return await runner.run(str(image), on_delta=on_delta)
-        finally:
-            if store is not None:
-                store.close()
+    async def streamed(runner: Any, source: Any) -> Result:
+        result: Result = await runner.run(source, on_delta=on_delta)
+        return result
+
+    async with Engine(run_options) as engine:
+        await engine.run(TaskArgs(task, **task_args), [str(image)], on_result=found.append,
+                         run_one=streamed)
+    return found[0]
 
 
 def analyze(image: str, task: str = "caption", **options: Any) -> Result:
@@ -47,23 +47,19 @@ def analyze(image: str, task: str = "caption", **options: Any) -> Result:
     Options: question, classes, prompt, schema (a JSON Schema dict, or what --schema
     takes: a file path, inline JSON or 'name, total float: amount'), template,
     variables, provider, model, base_url, api_key, max_tokens, temperature, seed,
-    max_retries, timeout, cache (bool, off by default). A missing key or a rejected
-    one raises ConfigError/AuthError; problems with the image or answer do not.
-    Inside a running event loop (a notebook) it still blocks and works; from async
-    code, ``await analyze_async(...)`` instead keeps the loop free.
+    max_retries, timeout, cache (on by default, as on the command line). A missing
+    key or a rejected one raises ConfigError/AuthError; problems with the image or
+    answer do not. Inside a running event loop (a notebook) it still blocks and works;
+    from async code, ``await analyze_async(...)`` instead keeps the loop free.
     """
     return _run(lambda: analyze_async(image, task, **options))
 
 
-def analyze_many(images: Iterable[str], task: str = "caption", *, concurrency: int = 4,
-                 cache: bool = True, on_result: Callable[[Result], None] | None = None,
+def analyze_many(images: Iterable[str], task: str = "caption", *,
+                 on_result: Callable[[Result], None] | None = None,
                  **options: Any) -> list[Result]:
     """Ask about many images concurrently; returns the results in input order."""
-    from .batch import run_batch
-    from .cache import ResultCache
-    from .tasks import Runner
-
-    cfg = build_config(task, **options)
+    run_options, task_args = RunOptions.split({**options, "ordered": True})
     results: list[Result] = []
 
     def collect(result: Result) -> None:
@@ -72,14 +68,9 @@ def analyze_many(images: Iterable[str], task: str = "caption", *, concurrency: i
             on_result(result)
 
     async def main() -> None:
-        store = ResultCache() if cache else None
-        async with Runner(cfg, cache=store, concurrency=concurrency) as runner:
-            try:
-                await run_batch([str(i) for i in images], runner.run, concurrency=concurrency,
-                                on_result=collect, ordered=True)
-            finally:
-                if store is not None:
-                    store.close()
+        async with Engine(run_options) as engine:
+            await engine.run(TaskArgs(task, **task_args), [str(i) for i in images],
+                             on_result=collect)
 
     _run(main)
     return results

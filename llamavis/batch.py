@@ -72,9 +72,9 @@ class BatchSummary:
 class _Sources:
     """Pulls items one at a time on demand; a thread does it for iterators that may block."""
 
-    def __init__(self, sources: Iterable[str], read_ahead: int = 0) -> None:
+    def __init__(self, sources: Iterable[Any], read_ahead: int = 0) -> None:
         self._threaded = not isinstance(sources, (list, tuple, range))
-        self._it: Iterator[str] = iter(sources)
+        self._it: Iterator[Any] = iter(sources)
         if self._threaded:
             self._loop = asyncio.get_running_loop()
             self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -209,27 +209,26 @@ class _Batch:
         if item is _END:
             self.exhausted = True
             return
-        source = str(item)
         if self.on_start is not None:
-            self.on_start(source)
+            self.on_start(str(item))
         if self.cached is not None and self._over_budget():
-            task = asyncio.ensure_future(self.cached(source))  # may be None: refused
+            task = asyncio.ensure_future(self.cached(item))  # may be None: refused
         else:
-            task = asyncio.ensure_future(self._call(source))
+            task = asyncio.ensure_future(self._call(item))
         self.in_flight[task] = self.started
         self.started += 1
 
-    async def _call(self, source: str) -> Result:
+    async def _call(self, source: Any) -> Result:
         started = self.clock()
         try:
             return await self.run_one(source)
         except FATAL:
             raise
         except LlamavisError as exc:
-            return self._failed(source, exc.to_dict(), started)
+            return self._failed(str(source), exc.to_dict(), started)
         except Exception as exc:  # a bug, not the provider's doing: say what it was
             message = f"internal error: {type(exc).__name__}: {exc}".rstrip(": ")
-            return self._failed(source, {"kind": "provider", "message": message}, started)
+            return self._failed(str(source), {"kind": "provider", "message": message}, started)
 
     def _failed(self, source: str, error: dict[str, str], started: float) -> Result:
         return Result(image=source, task=self.task, error=error, elapsed_s=self.clock() - started)
@@ -319,8 +318,8 @@ def _attach(exc: BaseException, summary: BatchSummary) -> BaseException:
 
 
 async def run_batch(
-    sources: Iterable[str],
-    run_one: Callable[[str], Awaitable[Result]],
+    sources: Iterable[Any],
+    run_one: Callable[[Any], Awaitable[Result]],
     *,
     concurrency: int = 4,
     on_result: Callable[[Result], None] | None = None,
@@ -331,9 +330,12 @@ async def run_batch(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     task: str = "",
-    cached: Callable[[str], Awaitable[Result | None]] | None = None,
+    cached: Callable[[Any], Awaitable[Result | None]] | None = None,
 ) -> BatchSummary:
-    """Run ``run_one`` over every source with at most ``concurrency`` in flight."""
+    """Run ``run_one`` over every source with at most ``concurrency`` in flight.
+
+    A source is usually a path or URL; whatever it is, ``str(source)`` names it.
+    """
     if total is None and isinstance(sources, (list, tuple, range)):
         total = len(sources)
     batch = _Batch(

@@ -23,6 +23,16 @@ from .errors import ConfigError, UsageError
 from .types import GenParams
 
 
+@dataclass(frozen=True)
+class Route:
+    """Whom a request goes to: the provider, its model id, its endpoint and the key."""
+
+    spec: ProviderSpec
+    model_id: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+
+
 @dataclass
 class TaskConfig:
     """A task fully resolved: what to ask, whom, and how to check the answer."""
@@ -41,6 +51,10 @@ class TaskConfig:
     schema: dict[str, Any] | None = None
     engine: dict[str, Any] = field(default_factory=dict)  # -P transformers: --device, --dtype, ...
     _output_spec: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def route(self) -> Route:
+        return Route(self.spec, self.model_id, self.base_url, self.api_key)
 
     @property
     def task_spec(self) -> taskspecs.TaskSpec:
@@ -69,6 +83,24 @@ class TaskConfig:
             "classes": self.classes,
             "schema": self.schema,
         }
+
+
+def resolve_route(
+    provider: str | None, model: str | None, base_url: str | None, api_key: str | None,
+    *, require_key: bool = True,
+) -> Route:
+    """Whom to ask: the provider (named, LLAMAVIS_PROVIDER or the first with a key),
+    its endpoint, its model id and the key; Usage/ConfigError when one is wrong."""
+    base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
+    if base_url:
+        from .backends.client import checked_base_url
+
+        base_url = checked_base_url(base_url)  # a UsageError now, not once per image
+    spec = pick_provider(provider, base_url, api_key)
+    key = find_key(spec, api_key, required=require_key)
+    model = model or os.environ.get("LLAMAVIS_MODEL") or None
+    # --base-url, then LLAMAVIS_<PROVIDER>_BASE_URL, then the provider's default
+    return Route(spec, spec.model_id(model), resolve_base_url(spec, base_url), key)
 
 
 def split_classes(values: list[str] | str | None) -> list[str]:
@@ -162,8 +194,14 @@ def build_config(
     timeout: float = 120.0,
     require_key: bool = True,
     engine: dict[str, Any] | None = None,
+    route: Route | None = None,
 ) -> TaskConfig:
-    """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front."""
+    """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front.
+
+    The task's own problems are found before the provider's (a missing --classes is a
+    usage error even without a key). ``route`` skips resolving provider, model, endpoint
+    and key again (a Client reuses the one it resolved first).
+    """
     class_list = split_classes(classes)
     task_spec = taskspecs.get(task)
     task_spec.check_inputs(class_list, schema)
@@ -186,14 +224,8 @@ def build_config(
         task_variables(task, question=question, classes=class_list, prompt=prompt,
                        schema=json_schema, extra=variables or {})
     )
-    base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
-    if base_url:
-        from .backends.client import checked_base_url
-
-        base_url = checked_base_url(base_url)  # a UsageError now, not once per image
-    spec = pick_provider(provider, base_url, api_key)
-    key = find_key(spec, api_key, required=require_key)
-    model = model or os.environ.get("LLAMAVIS_MODEL") or None
+    if route is None:
+        route = resolve_route(provider, model, base_url, api_key, require_key=require_key)
     params = GenParams(
         max_tokens=max_tokens if max_tokens is not None else tpl.defaults.max_tokens or 1024,
         temperature=temperature if temperature is not None else tpl.defaults.temperature,
@@ -204,11 +236,11 @@ def build_config(
         task=task,
         template=tpl,
         prompt_text=text,
-        spec=spec,
-        model_id=spec.model_id(model),
-        base_url=resolve_base_url(spec, base_url),  # --base-url, LLAMAVIS_<P>_BASE_URL, default
+        spec=route.spec,
+        model_id=route.model_id,
+        base_url=route.base_url,
         params=params,
-        api_key=key,
+        api_key=route.api_key,
         max_retries=max_retries,
         timeout=timeout,
         classes=class_list or None,

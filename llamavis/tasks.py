@@ -13,6 +13,7 @@ import hashlib
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from .errors import ConfigError, LlamavisError, RefusedError, UsageError
@@ -45,8 +46,39 @@ def _refuses_json_mode(exc: Exception) -> bool:
     return status in (400, 404, 422) and any(word in text for word in _JSON_MODE_REFUSALS)
 
 
+def open_client(
+    cfg: TaskConfig,
+    *,
+    concurrency: int = 4,
+    debug: Callable[[str], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    transport: Any = None,
+) -> Any:
+    """The client for cfg's route (backends.factory.make_client), sized for ``concurrency``."""
+    from .backends import factory
+    from .backends.retry import AdaptiveLimiter
+
+    kwargs: dict[str, Any] = {
+        "api_key": cfg.api_key,
+        "base_url": cfg.base_url,
+        "timeout": cfg.timeout,
+        "max_retries": cfg.max_retries,
+        "limiter": AdaptiveLimiter(max(1, int(concurrency))),
+        "debug": debug,
+        "transport": transport,
+        "engine": cfg.engine,  # the in-process engine's options (-P transformers)
+    }
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return factory.make_client(cfg.spec, **kwargs)
+
+
 class Runner:
-    """Runs a TaskConfig over images, one at a time or many concurrently."""
+    """Runs a TaskConfig over images, one at a time or many concurrently.
+
+    ``aclose`` closes its client; an owner sharing one client between Runners (the core's
+    Engine) closes that client itself instead.
+    """
 
     def __init__(
         self,
@@ -74,23 +106,7 @@ class Runner:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .backends.factory import make_client
-            from .backends.retry import AdaptiveLimiter
-
-            args = self._client_args
-            kwargs: dict[str, Any] = {
-                "api_key": self.cfg.api_key,
-                "base_url": self.cfg.base_url,
-                "timeout": self.cfg.timeout,
-                "max_retries": self.cfg.max_retries,
-                "limiter": AdaptiveLimiter(max(1, int(args["concurrency"]))),
-                "debug": args["debug"],
-                "transport": args["transport"],
-                "engine": self.cfg.engine,  # the in-process engine's options (-P transformers)
-            }
-            if args["sleep"] is not None:
-                kwargs["sleep"] = args["sleep"]
-            self._client = make_client(self.cfg.spec, **kwargs)
+            self._client = open_client(self.cfg, **self._client_args)
         return self._client
 
     async def aclose(self) -> None:
@@ -105,12 +121,23 @@ class Runner:
 
     # -- preparing -------------------------------------------------------------
 
-    async def prepare(self, source: str) -> PreparedImage:
-        """Read and prepare one image off the event loop (both cores work)."""
+    async def prepare(self, source: Any) -> PreparedImage:
+        """Read and prepare one image off the event loop (both cores work).
+
+        ``source`` is a path, URL or "-" (as the command line names images) or an
+        ``inputs.ImageInput`` (an image the Python API was handed in memory).
+        """
+        return await asyncio.to_thread(lambda: self._prepare(self._read(source), str(source)))
+
+    def _read(self, source: Any) -> bytes:
+        """The bytes of one source: a file, URL or "-" as read_source reads them, or the
+        bytes of an image handed over in memory."""
+        from .inputs import ImageInput
         from .sources import read_source
 
-        return await asyncio.to_thread(
-            lambda: self._prepare(read_source(source, stdin=self.stdin), source))
+        if isinstance(source, ImageInput):
+            return source.read(self.stdin)
+        return read_source(source, stdin=self.stdin)
 
     def _prepare(self, data: bytes, source: str) -> PreparedImage:
         from .images import prepare_image
@@ -140,21 +167,19 @@ class Runner:
         key = self.cache_key(data)
         return key, self.cache.get(key)
 
-    async def load(self, source: str) -> tuple[Any, Any, Any]:
+    async def load(self, source: Any) -> tuple[Any, Any, Any]:
         """(cache key, stored result, prepared image or None on a hit) for one source: read,
         look up and, on a miss, prepare it in one trip off the event loop."""
         return await asyncio.to_thread(self._load, source)
 
-    def _load(self, source: str, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
-        from .sources import read_source
-
-        data = read_source(source, stdin=self.stdin)
+    def _load(self, source: Any, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
+        data = self._read(source)
         key, hit = self.lookup(data)
         if hit is not None or lookup_only:
             return key, hit, None
-        return key, None, self._prepare(data, source)
+        return key, None, self._prepare(data, str(source))
 
-    async def cached(self, source: str) -> Result | None:
+    async def cached(self, source: Any) -> Result | None:
         """The stored answer for ``source``, or None; never sends a request (for --max-cost
         and --dry-run: a cached answer costs nothing)."""
         try:
@@ -163,7 +188,7 @@ class Runner:
             return None
         if hit is None:
             return None
-        result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
                         model=self.cfg.model_id)
         return self._from_cache(result, hit, self.clock())
 
@@ -202,12 +227,12 @@ class Runner:
     # -- running ---------------------------------------------------------------
 
     async def run(
-        self, source: str, *, on_delta: DeltaHook | None = None,
+        self, source: Any, *, on_delta: DeltaHook | None = None,
         on_reset: Callable[[], None] | None = None,
     ) -> Result:
         """One image through the task; per-image failures end up in Result.error."""
         start = self.clock()
-        result = Result(image=source, task=self.cfg.task, provider=self.cfg.spec.name,
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
                         model=self.cfg.model_id)
         try:
             key, hit, image = await self.load(source)
@@ -276,17 +301,12 @@ class Runner:
         result.truncated = resolution.truncated
 
     def _from_cache(self, result: Result, hit: dict[str, Any], start: float) -> Result:
-        result.output = hit.get("output")
-        result.raw = hit.get("raw")
-        result.usage = Usage.from_dict(hit.get("usage"))
-        result.confidence = hit.get("confidence")
-        result.truncated = bool(hit.get("truncated"))
-        result.cached = True
-        result.attempts = 0
-        result.elapsed_s = self.clock() - start
-        return result
+        """The stored answer under this run's names (the same image may have another path)."""
+        return replace(Result.from_dict(hit), image=result.image, task=result.task,
+                       provider=result.provider, model=result.model, attempts=0, cached=True,
+                       error=None, elapsed_s=self.clock() - start)
 
-    async def dry_run(self, source: str) -> dict[str, Any]:
+    async def dry_run(self, source: Any) -> dict[str, Any]:
         """The request that would be sent for one image, image data shortened, key redacted."""
         from .backends.client import redact_payload
 
@@ -296,7 +316,7 @@ class Runner:
         wire = getattr(self.client, "request_for", None)
         url, payload = wire(payload) if wire else (f"{self.cfg.base_url}/chat/completions", payload)
         return {
-            "image": source,
+            "image": str(source),
             "method": "POST",
             "url": url,
             "headers": self.client.headers(redact=True),

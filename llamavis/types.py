@@ -96,7 +96,12 @@ class GenParams:
 
 @dataclass
 class Result:
-    """What llamavis says about one image: the JSON envelope of the CLI."""
+    """What llamavis says about one image: the JSON envelope of the CLI, typed.
+
+    ``to_dict()`` is that envelope (what ``--json`` prints) and ``Result.from_dict``
+    reads one back. ``output`` is a string, one class, a list of classes or an object,
+    by task; on failure it is None and ``error`` is ``{"kind": ..., "message": ...}``.
+    """
 
     image: str
     task: str
@@ -114,7 +119,20 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """True when the image got a valid answer (``error`` is None)."""
         return self.error is None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """The Result a JSON envelope (``to_dict()``) describes."""
+        return cls(
+            image=str(d.get("image", "")), task=str(d.get("task", "")),
+            provider=d.get("provider"), model=d.get("model"), output=d.get("output"),
+            raw=d.get("raw"), usage=Usage.from_dict(d.get("usage")),
+            attempts=int(d.get("attempts") or 0), cached=bool(d.get("cached")),
+            elapsed_s=float(d.get("elapsed_s") or 0.0), error=d.get("error"),
+            confidence=d.get("confidence"), truncated=bool(d.get("truncated")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -75,7 +75,8 @@ def debug_line(message: str) -> None:
 class ResultSink:
     """Writes each finished result where the options say, as soon as it finishes."""
 
-    def __init__(self, *, task: str, single: bool, opts: dict[str, Any], sidecars: Any) -> None:
+    def __init__(self, *, task: str, single: bool, opts: Any, sidecars: Any) -> None:
+        """``opts``: the command's Invocation (json_out, jsonl, no_stream are read)."""
         from .. import outputs
 
         self.task, self.single, self.sidecars = task, single, sidecars
@@ -86,16 +87,16 @@ class ResultSink:
         # Results on the terminal that shows the bar go above the bar, never through it.
         shared = self.show_progress and is_tty(sys.stdout)
         self.stdout = cast("IO[str]", AboveBar(sys.stdout, self)) if shared else sys.stdout
-        self.quiet_stdout = bool(sidecars) and not (opts.get("json_out") or opts.get("jsonl"))
-        if opts.get("jsonl"):
+        self.quiet_stdout = bool(sidecars) and not (opts.json_out or opts.jsonl)
+        if opts.jsonl:
             self.writer: Any = outputs.JsonlWriter(self.stdout)
-        elif opts.get("json_out"):
+        elif opts.json_out:
             self.writer = outputs.JsonArrayWriter(self.stdout, single=single)
         elif not single:
             self.writer = outputs.TsvWriter(self.stdout)
         else:
             self.writer = None
-        self.stream_live = (single and self.writer is None and not opts.get("no_stream")
+        self.stream_live = (single and self.writer is None and not opts.no_stream
                             and is_tty(self.stdout) and not self.quiet_stdout)
 
     def live_stream(self) -> Any:
