@@ -201,6 +201,9 @@ async def _probe(client: Any, plan: _Ready) -> tuple[str, str]:
         completion = await client.chat(payload)
         if "response_format" in payload:
             note = "honoured" if _is_json(completion.text) else "sent, but the answer is not JSON"
+        refusal = getattr(client, "json_mode_refusal", None)  # the client asked again without it
+        if refusal is not None:
+            note = f"refused ({refusal})"
     except ProviderError as exc:
         if "response_format" not in payload or isinstance(exc, ModelUnavailable) or \
                 exc.status not in (400, 404, 422):
@@ -234,7 +237,7 @@ def _is_json(text: str) -> bool:
 
 def probe_cost_note(ready: list[_Ready]) -> str:
     """What --probe is about to send, and what it may cost, said before it is sent."""
-    from .pricing import IMAGE_TOKENS, estimate_usd
+    from .backends.pricing import IMAGE_TOKENS, estimate_usd
 
     if not ready:
         return "--probe: no route is set up, so nothing will be sent"

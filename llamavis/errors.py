@@ -42,6 +42,10 @@ class LlamavisError(Exception):
     kind: str = "provider"
     exit_code: ExitCode = ExitCode.FAILED
     retryable: bool = False
+    # What the image cost before this error: set by the re-ask ladder (structured.resolve).
+    attempts: int = 0
+    usage: Any = None  # llamavis.types.Usage
+    raw: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -210,7 +210,7 @@ async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, An
 async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryIO | None,
                   on_error: Callable[[str, LlamavisError], None]) -> dict[str, Any]:
     """Every request a run would send (key redacted, image data shortened), sending nothing."""
-    from .pricing import estimate_request
+    from .backends.pricing import estimate_request
 
     images = SharedImages(stdin)
     steps = runners(runs, images)
@@ -221,7 +221,9 @@ async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryI
             try:
                 for run, runner in zip(runs, steps, strict=True):
                     request = {"step": run.step.name, **await runner.dry_run(source)}
-                    est = estimate_request(run.cfg, request)
+                    cfg = run.cfg
+                    est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text,
+                                           cfg.params.max_tokens)
                     cost = None if cost is None or est is None else cost + est
                     requests.append(request)
             except LlamavisError as exc:  # a bad image is reported once, the rest go on

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import InvalidOutputError, RefusedError, UsageError
+from .errors import InvalidOutputError, LlamavisError, RefusedError, UsageError
 from .labels import match_class, parse_confidence, read_class, read_classes
 from .repair import CUT, REPAIRED, STRICT, extract_json, locate_json
 from .schemas import resolve_ref, schema_prompt, validation_errors
@@ -328,6 +328,13 @@ def _reask(messages: list[dict], text: str, spec: OutputSpec, check: Check) -> l
                 {"type": "text", "text": spec.feedback_prompt(text, check)}]}]
 
 
+def _charge(exc: LlamavisError, attempts: int, usage: Usage) -> None:
+    """A failed request still counts: the answers given before it were paid for, and what
+    a content filter cut short (the error's own usage) too."""
+    exc.attempts = attempts
+    exc.usage = usage + exc.usage if isinstance(exc.usage, Usage) else usage
+
+
 async def resolve(
     ask: Callable[[list[dict]], Awaitable[Completion]],
     messages: list[dict],
@@ -336,12 +343,21 @@ async def resolve(
     max_retries: int,
     on_retry: Callable[[int, Check], None] | None = None,
 ) -> Resolution:
-    """Ask, check, and re-ask at most ``max_retries`` times; a valid answer or an error."""
+    """Ask, check, and re-ask at most ``max_retries`` times; a valid answer or an error.
+
+    This is the one place attempts and usage are counted: the Resolution carries them, and
+    so does any error raised (``attempts``: the requests sent, the failed one included;
+    ``usage``: every answer paid for).
+    """
     if max_retries < 0:
         raise UsageError("--max-retries must be 0 or more")
     usage, attempts, request = Usage(), 0, messages
     while True:
-        completion = await ask(request)
+        try:
+            completion = await ask(request)
+        except LlamavisError as exc:
+            _charge(exc, attempts + 1, usage)
+            raise
         attempts += 1
         usage = usage + (completion.usage or Usage())
         text = completion.text or ""

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, BinaryIO
 
-from .errors import ConfigError, LlamavisError, RefusedError, UsageError
+from .errors import ConfigError, LlamavisError, UsageError
 from .settings import TaskConfig
 from .types import Completion, PreparedImage, Result, Usage
 
@@ -34,16 +34,6 @@ def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
             ],
         }
     ]
-
-
-_JSON_MODE_REFUSALS = ("response_format", "require_parameters", "no endpoints found",
-                       "grammar", "json_schema", "constraint")
-
-
-def _refuses_json_mode(exc: Exception) -> bool:
-    status = getattr(exc, "status", None)
-    text = str(exc).lower()
-    return status in (400, 404, 422) and any(word in text for word in _JSON_MODE_REFUSALS)
 
 
 def open_client(
@@ -97,7 +87,6 @@ class Runner:
         self.cache = cache
         self.stdin = stdin
         self.clock = clock
-        self.constrained_json = True  # until the endpoint refuses response_format
         self._debug = debug
         self._client = client
         self._client_args = {"debug": debug, "sleep": sleep, "transport": transport,
@@ -197,32 +186,11 @@ class Runner:
         from .guided import guided_fields
 
         spec = self.cfg.output_spec()
-        constrained = self.constrained_json
+        # Whether the endpoint honours response_format is the client's to find out.
         return build_payload(
             self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
-            json_schema=spec.json_schema if constrained else None,
-            json_wanted=spec.wants_json and constrained, guide=guided_fields(spec),
+            json_schema=spec.json_schema, json_wanted=spec.wants_json, guide=guided_fields(spec),
         )
-
-    async def send(self, payload: dict[str, Any], **hooks: Any) -> Completion:
-        """Send one request; if the endpoint refuses response_format, fall back to prompt-only JSON.
-
-        OpenRouter answers 404 when no endpoint of the model honours the parameters we
-        require, and some local servers reject grammars: the prompt and the local
-        validation still hold the answer to the schema, so the run goes on without it.
-        """
-        from .errors import ProviderError
-
-        try:
-            return await self.client.chat(payload, **hooks)
-        except ProviderError as exc:
-            if "response_format" not in payload or not _refuses_json_mode(exc):
-                raise
-        self.constrained_json = False
-        if self._debug is not None:
-            self._debug("the endpoint refused response_format; validating prompt-only JSON instead")
-        payload = {k: v for k, v in payload.items() if k not in ("response_format", "provider")}
-        return await self.client.chat(payload, **hooks)
 
     # -- running ---------------------------------------------------------------
 
@@ -247,11 +215,10 @@ class Runner:
             if self._debug is not None:
                 self._debug(f"{source}: " + "".join(traceback.format_exception(exc)).rstrip())
             result.error = exc.to_dict()
-            result.raw = getattr(exc, "raw", None) or result.raw
-            result.attempts = getattr(exc, "attempts", 0) or result.attempts
-            usage = getattr(exc, "usage", None)
-            if isinstance(usage, Usage):
-                result.usage = usage
+            result.raw = exc.raw or result.raw
+            result.attempts = exc.attempts
+            if isinstance(exc.usage, Usage):
+                result.usage = exc.usage
         except Exception:
             if self._debug is not None:  # a bug: --debug shows where (never local variables)
                 self._debug(f"internal error on {source}:\n{traceback.format_exc().rstrip()}")
@@ -263,36 +230,24 @@ class Runner:
         self, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
         on_reset: Callable[[], None] | None,
     ) -> None:
-        from .structured import TextSpec, resolve
+        """Ask until an answer checks out (structured.resolve counts attempts and usage)."""
+        from .structured import resolve
 
-        spec = self.cfg.output_spec()
-        stream_to = on_delta if isinstance(spec, TextSpec) else None
-        answers, spent = 0, Usage()
+        stream_to = on_delta if self.cfg.task_spec.streams else None
+        # A stream cut mid-way is asked again from the start: clear what was shown.
+        on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
 
         async def ask(messages: list[dict[str, Any]]) -> Completion:
-            nonlocal answers, spent
-            if answers and on_reset is not None:
-                on_reset()
-            answers += 1
             payload = self.payload(messages, stream=stream_to is not None)
-            # A stream cut mid-way is asked again from the start: clear what was shown.
-            on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
-            try:
-                completion = await self.send(payload, on_delta=stream_to, on_retry=on_retry)
-            except RefusedError as exc:  # a content filter: what it cut short was paid for
-                if isinstance(exc.usage, Usage):
-                    spent = exc.usage = spent + exc.usage
-                raise
-            spent = spent + (completion.usage or Usage())
+            completion: Completion = await self.client.chat(payload, on_delta=stream_to,
+                                                            on_retry=on_retry)
             return completion
 
-        try:
-            resolution = await resolve(ask, build_messages(image, self.cfg.prompt_text), spec,
-                                       max_retries=self.cfg.max_retries)
-        except LlamavisError:
-            result.attempts = answers  # requests were sent even though none gave an answer
-            result.usage = spent  # answers given before a later request failed were paid for
-            raise
+        resolution = await resolve(
+            ask, build_messages(image, self.cfg.prompt_text), self.cfg.output_spec(),
+            max_retries=self.cfg.max_retries,
+            on_retry=(lambda _n, _check: on_reset()) if on_reset is not None else None,
+        )
         result.output = resolution.value
         result.raw = resolution.raw
         result.usage = resolution.usage

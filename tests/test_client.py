@@ -406,3 +406,31 @@ def test_content_filtered_empty_answer_is_refused(router):
     router.post(CHAT).respond(json=answer("", finish="content_filter"))
     with pytest.raises(RefusedError):
         chat(client(), payload())
+
+
+def test_an_endpoint_refusing_response_format_is_asked_again_without_it_and_remembered(router):
+    # The client decides this, not the orchestrator: it resends the same request without
+    # response_format (and OpenRouter's require_parameters), and leaves both out from then on.
+    refusal = httpx.Response(404, json={"error": {
+        "message": "No endpoints found that can handle the requested parameters.", "code": 404}})
+    route = router.post(CHAT).mock(side_effect=[refusal, *[httpx.Response(200, json=answer("{}"))] * 2])
+    body = {**payload(), "response_format": {"type": "json_object"},
+            "provider": {"require_parameters": True}}
+
+    async def go():
+        async with client("openrouter", api_key="sk-or-test") as c:
+            return [await c.chat(body), await c.chat(body)]
+
+    assert [c.text for c in asyncio.run(go())] == ["{}", "{}"]
+    sent = [json.loads(call.request.content) for call in route.calls]
+    assert "response_format" in sent[0] and "provider" in sent[0]
+    assert all("response_format" not in s and "provider" not in s for s in sent[1:])
+    assert len(sent) == 3  # one refusal, then one request per answer
+
+
+def test_a_400_about_something_else_is_not_taken_for_a_response_format_refusal(router):
+    route = router.post(CHAT).mock(return_value=httpx.Response(
+        400, json={"error": {"message": "context length exceeded", "code": 400}}))
+    with pytest.raises(ProviderError, match="context length"):
+        chat(client(), {**payload(), "response_format": {"type": "json_object"}})
+    assert route.call_count == 1

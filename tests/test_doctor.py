@@ -68,6 +68,17 @@ def test_probe_of_a_serving_route_is_live_and_says_whether_response_format_was_h
     assert "response_format" in server.requests[0]
 
 
+def test_probe_says_response_format_was_refused_when_the_endpoint_would_not_take_it():
+    refused = Reply(status=400, body={"error": {"message": "response_format is not supported",
+                                                "code": 400}})
+    with FakeServer([refused, Reply('{"colour": "red"}')]) as server:
+        code, rows, _ = doctor_json("-P", "local", "--probe", "--base-url", server.url, env={})
+    assert code == 0 and rows[0]["verdict"] == "live"
+    assert "response_format refused (local HTTP 400: response_format is not supported)" in \
+        rows[0]["detail"]
+    assert "response_format" in server.requests[0] and "response_format" not in server.requests[1]
+
+
 def test_openrouter_listing_the_model_without_endpoints_is_dead_without_a_probe():
     get = {"/v1/models": models(OR_11B),
            f"/v1/models/{OR_11B}/endpoints": {"data": {"id": OR_11B, "endpoints": []}}}

@@ -447,3 +447,37 @@ def test_a_nullable_number_said_to_be_missing_in_words_becomes_null(said):
     result = run(FakeAsk(f'{{"total": {said}}}', '{"total": null}'), SchemaSpec(schema))
     assert result.value == {"total": None}
     assert result.attempts == (2 if said == '"not visible"' else 1)  # only clear words are read
+
+
+def test_a_request_that_fails_after_an_answer_carries_the_attempts_and_usage_paid():
+    # The re-ask ladder is the one place attempts and usage are counted, failures included.
+    from llamavis.errors import ProviderError
+
+    replies = [Completion('{"shade": "red"}', "stop", Usage(100, 5, 0.01))]
+
+    async def ask(messages):
+        if replies:
+            return replies.pop()
+        raise ProviderError("context length exceeded", status=400)
+
+    spec = SchemaSpec({"type": "object", "required": ["colour"],
+                       "properties": {"colour": {"type": "string"}}})
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(resolve(ask, [], spec, max_retries=2))
+    assert caught.value.attempts == 2
+    assert caught.value.usage == Usage(100, 5, 0.01)
+
+
+def test_what_a_content_filter_cut_short_is_added_to_the_usage_paid_before():
+    replies = [Completion('{"shade": "red"}', "stop", Usage(100, 5, None))]
+
+    async def ask(messages):
+        if replies:
+            return replies.pop()
+        raise RefusedError("filtered", usage=Usage(100, 1, None))
+
+    spec = SchemaSpec({"type": "object", "required": ["colour"],
+                       "properties": {"colour": {"type": "string"}}})
+    with pytest.raises(RefusedError) as caught:
+        asyncio.run(resolve(ask, [], spec, max_retries=2))
+    assert caught.value.attempts == 2 and caught.value.usage == Usage(200, 6, None)

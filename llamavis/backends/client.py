@@ -19,16 +19,17 @@ from ..__about__ import __version__
 from ..errors import (
     ConfigError,
     LlamavisError,
+    ModelUnavailable,
     NetworkError,
     ProviderError,
     ProviderTimeout,
     RateLimited,
-    RefusedError,
     UsageError,
 )
 from ..types import Completion
-from .errors import error_from_chunk, error_from_response, one_line
-from .payload import build_payload, count_images, encode_body, redact_payload, usage_from
+from .errors import error_from_response, one_line
+from .parse import completion_from_body, completion_from_stream, json_body, model_list
+from .payload import build_payload, encode_body, redact_payload
 from .pool import Pools
 from .providers import ProviderSpec
 from .retry import AdaptiveLimiter, RetryPolicy, retrying
@@ -80,6 +81,7 @@ class ChatClient:
                             transport=transport)
         self._urls: dict[str, str] = {}
         self._headers = self.headers()  # the same on every request: built once
+        self.json_mode_refusal: str | None = None  # what the endpoint said refusing it
 
     def __repr__(self) -> str:
         return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
@@ -129,16 +131,28 @@ class ChatClient:
 
         ``on_delta`` gets each piece of text as it arrives; ``on_retry`` is called with
         the reason before a retry, meaning: forget the text delivered so far.
+
+        If the endpoint refuses ``response_format`` (OpenRouter answers 404 when no
+        endpoint of the model honours the parameters required; some local servers reject
+        grammars), the request goes again without it and so do later ones: the prompt and
+        the caller's own validation still hold the answer to the schema.
         """
-        return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
+        if self.json_mode_refusal is not None:
+            payload = without_json_mode(payload)
+        try:
+            return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
+        except ProviderError as exc:
+            if "response_format" not in payload or not refuses_json_mode(exc):
+                raise
+            self.json_mode_refusal = exc.message
+        self._log("the endpoint refused response_format; validating prompt-only JSON instead")
+        plain = without_json_mode(payload)
+        return await self._run(lambda: self._attempt(plain, on_delta), on_retry)
 
     async def list_models(self) -> list[dict]:
         """The model objects of the provider's model list (``GET /models``: its ``data``)."""
         data, body = await self.get_json(self._models_url())
-        items = self._model_items(data)
-        if not isinstance(items, list):
-            raise self._bad_body(body)
-        return [item for item in items if isinstance(item, dict)]
+        return model_list(self._model_items(data), body, self.spec)
 
     async def get_json(self, url: str) -> tuple[Any, bytes]:
         """``GET url`` (retried like a chat request): the parsed JSON and the raw body."""
@@ -247,11 +261,7 @@ class ChatClient:
             f"stream ended: complete={stream.complete} finish_reason={stream.finish_reason} "
             f"usage={json.dumps(stream.usage)} text={self._redact_text(one_line(stream.text, 300))!r}"
         )
-        if not stream.complete:
-            raise NetworkError(f"{self.spec.name} stream ended before the answer was complete")
-        return self._completion(
-            stream.text, stream.finish_reason, stream.usage, stream.model, stream.id, payload
-        )
+        return completion_from_stream(stream, self.spec, payload)
 
     def _new_stream(self) -> Any:
         """The assembler of this wire's stream events (ChatStream's face)."""
@@ -259,56 +269,7 @@ class ChatClient:
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         self._log_body(body)
-        data = self._json(body)
-        if not isinstance(data, dict):
-            raise self._bad_body(body)
-        if data.get("error") and not data.get("choices"):
-            raise error_from_chunk(data, self.spec.name)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ProviderError(
-                f"{self.spec.name} answered without any choices", provider=self.spec.name, body=data
-            )
-        choice = choices[0]
-        if choice.get("finish_reason") == "error":
-            raise error_from_chunk({"error": choice.get("error") or {}}, self.spec.name)
-        message = choice.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        return self._completion(
-            _content_text(content),
-            choice.get("finish_reason"),
-            data.get("usage"),
-            data.get("model"),
-            data.get("id"),
-            payload,
-        )
-
-    def _completion(
-        self, text: str, finish_reason: Any, usage: Any, model: Any, id_: Any, payload: dict
-    ) -> Completion:
-        model_id = str(payload.get("model") or "")
-        counted = usage_from(usage, self.spec, model_id, count_images(payload))
-        if finish_reason == "content_filter":
-            # The provider's filter cut or withheld the answer: what came is not the answer,
-            # and asking again gets the same verdict.
-            raise RefusedError(
-                f"{self.spec.name}'s content filter stopped the answer",
-                raw=text or None,
-                usage=counted,
-                hint="the provider's moderation refused it; try another provider or model",
-            )
-        if not text.strip():
-            why = f" (finish_reason {finish_reason})" if finish_reason else ""
-            raise ProviderError(
-                f"{self.spec.name} returned an empty answer{why}", provider=self.spec.name
-            )
-        return Completion(
-            text=text,
-            finish_reason=str(finish_reason) if finish_reason else None,
-            usage=counted,
-            model=model if isinstance(model, str) and model else model_id or None,
-            id=id_ if isinstance(id_, str) else None,
-        )
+        return completion_from_body(body, self.spec, payload)
 
     def _models_url(self) -> str:
         return self.url("models")
@@ -323,7 +284,7 @@ class ChatClient:
                 await response.aclose()
         if response.status_code >= 400:
             raise self._error(response, body)
-        return self._json(body), body
+        return json_body(body, self.spec), body
 
     def _model_items(self, data: Any) -> Any:
         """The list of model objects in a models answer (OpenAI: its ``data``)."""
@@ -366,19 +327,6 @@ class ChatClient:
             response.status_code, text, response.headers, self.spec.name, now=self._wall_clock()
         )
 
-    def _json(self, body: bytes) -> Any:
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise self._bad_body(body) from None
-
-    def _bad_body(self, body: bytes) -> ProviderError:
-        snippet = one_line(body.decode("utf-8", errors="replace"), 80)
-        return ProviderError(
-            f"{self.spec.name} answered with a body that is not the expected JSON: {snippet!r}",
-            provider=self.spec.name,
-        )
-
     def _scrub(self, exc: LlamavisError) -> LlamavisError:
         """Blank the key out of an error's message and hint, should a server echo it."""
         exc.message = self._redact_text(exc.message)
@@ -401,6 +349,24 @@ class ChatClient:
         return text.replace(key, "***") if key and len(key) >= _MIN_SCRUB else text
 
 
+_JSON_MODE_REFUSALS = ("response_format", "require_parameters", "no endpoints found",
+                       "grammar", "json_schema", "constraint")
+
+
+def refuses_json_mode(exc: ProviderError) -> bool:
+    """True when an error says the endpoint will not take response_format (or a grammar);
+    not when it says the model is not served at all (asking again cannot help)."""
+    if isinstance(exc, ModelUnavailable):
+        return False
+    text = str(exc).lower()
+    return exc.status in (400, 404, 422) and any(word in text for word in _JSON_MODE_REFUSALS)
+
+
+def without_json_mode(payload: dict) -> dict:
+    """The payload without response_format and the routing rule that requires it."""
+    return {k: v for k, v in payload.items() if k not in ("response_format", "provider")}
+
+
 def checked_base_url(url: str) -> str:
     """The base URL without its trailing slash, or a UsageError if it is not http(s)."""
     try:
@@ -410,19 +376,6 @@ def checked_base_url(url: str) -> str:
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"bad base URL {url!r}", hint="it should look like https://host/v1")
     return url.strip().rstrip("/")
-
-
-def _content_text(content: Any) -> str:
-    """Message content as text: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text") or "")
-            for part in content
-            if isinstance(part, dict) and part.get("type") in ("text", None)
-        )
-    return ""
 
 
 def _describe(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from ..types import Completion
 from .client import ChatClient
 from .errors import error_from_chunk
 from .models import LLAMA_32_VISION, profile_for
+from .parse import bad_body, completion, json_body
 from .sse import ServerSentEvent
 
 _OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "stream")
@@ -46,15 +47,15 @@ class CloudflareClient(ChatClient):
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         self._log_body(body)
-        data = self._json(body)
+        data = json_body(body, self.spec)
         result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, dict):
             if isinstance(data, dict) and data.get("errors"):
                 raise error_from_chunk({"error": data["errors"][0]}, self.spec.name)
-            raise self._bad_body(body)
+            raise bad_body(body, self.spec)
         model = str(payload.get("model") or "")
-        return self._completion(_text(result.get("response")), None, result.get("usage"),
-                                model, None, payload)
+        return completion(self.spec, payload, text=_text(result.get("response")),
+                          finish_reason=None, usage=result.get("usage"), model=model, id_=None)
 
     def _models_url(self) -> str:
         return self.url("models/search") + "?search=llama"

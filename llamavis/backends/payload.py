@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from ..pricing import estimate_usd
 from ..types import GenParams, Usage
+from .pricing import estimate_usd
 from .providers import ProviderSpec
 
 DEFAULT_MAX_TOKENS = 1024  # servers without a default (transformers serve) generate 1024 anyway

@@ -158,7 +158,7 @@ def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
     """Print the requests that would be sent, their number and estimated cost; send nothing.
 
     An image whose answer is in the cache would be answered from it: no request, no cost."""
-    from ..pricing import estimate_request
+    from ..backends.pricing import estimate_request
 
     runner = engine.runner(cfg, fallback=False)
     requests: list[dict[str, Any]] = []
@@ -178,7 +178,7 @@ def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
                 render.error_line(source, exc.to_dict())
                 failed += 1
                 continue
-            est = estimate_request(cfg, req)
+            est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text, cfg.params.max_tokens)
             cost = None if cost is None or est is None else cost + est
             requests.append(req)
 

@@ -6,9 +6,7 @@ always wins over these estimates.
 
 from __future__ import annotations
 
-from typing import Any
-
-from .backends.providers import ProviderSpec
+from .providers import ProviderSpec
 
 # Llama 3.2 Vision consumes a tile of 560 px as (560/14)^2 + 1 = 1601 vision tokens;
 # hosted providers report roughly that many prompt tokens per image.
@@ -27,8 +25,9 @@ def estimate_usd(
     return (prompt_tokens * per_in + completion_tokens * per_out) / 1e6 + images * per_image
 
 
-def estimate_request(cfg: Any, request: dict[str, Any]) -> float | None:
-    """An upper-bound cost for one dry-run request: the answer at its max_tokens."""
-    prompt_tokens = IMAGE_TOKENS + len(cfg.prompt_text) // CHARS_PER_TOKEN
-    completion = cfg.params.max_tokens or 1024
-    return estimate_usd(cfg.spec, cfg.model_id, prompt_tokens, completion, images=1)
+def estimate_request(
+    spec: ProviderSpec, model_id: str, prompt_text: str, max_tokens: int | None
+) -> float | None:
+    """An upper-bound cost for one request with one image: the answer at its max_tokens."""
+    prompt_tokens = IMAGE_TOKENS + len(prompt_text) // CHARS_PER_TOKEN
+    return estimate_usd(spec, model_id, prompt_tokens, max_tokens or 1024, images=1)
