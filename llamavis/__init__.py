@@ -1,9 +1,14 @@
 """llamavis: ask Llama 3.2 Vision about images.
 
     >>> import llamavis
-    >>> llamavis.analyze("photo.jpg", task="caption", provider="openrouter").output
+    >>> with llamavis.Client(provider="openrouter", concurrency=8) as client:
+    ...     client.analyze("photo.jpg", task="caption").output
+    ...     for result in client.analyze_many(paths, task="classify", classes=["cat", "dog"]):
+    ...         print(result.image, result.output)
+    >>> llamavis.analyze("photo.jpg", task="ocr").output  # one-shot
 
-The API is importable without the CLI; heavy modules load on first use.
+The command line runs on the same core (llamavis.core). The API is importable without
+the CLI; heavy modules (httpx, Pillow, pydantic) load on first use.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .__about__ import __version__
 
 if TYPE_CHECKING:
-    from .api import analyze, analyze_async, analyze_many
+    from .api import Client, analyze, analyze_async, analyze_many
+    from .core import RunOptions
     from .errors import (
         AuthError,
         ConfigError,
@@ -24,10 +30,12 @@ if TYPE_CHECKING:
         RefusedError,
         UsageError,
     )
+    from .taskspecs import TaskSpec
     from .types import Result, Usage
 
 __all__ = [
     "AuthError",
+    "Client",
     "ConfigError",
     "ImageError",
     "InvalidOutputError",
@@ -35,6 +43,8 @@ __all__ = [
     "ProviderError",
     "RefusedError",
     "Result",
+    "RunOptions",
+    "TaskSpec",
     "Usage",
     "UsageError",
     "__version__",
@@ -44,7 +54,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "analyze": "api", "analyze_async": "api", "analyze_many": "api",
+    "Client": "api", "analyze": "api", "analyze_async": "api", "analyze_many": "api",
+    "RunOptions": "core", "TaskSpec": "taskspecs",
     "Result": "types", "Usage": "types",
     "AuthError": "errors", "ConfigError": "errors", "ImageError": "errors",
     "InvalidOutputError": "errors", "LlamavisError": "errors", "ProviderError": "errors",
@@ -58,3 +69,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'llamavis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
