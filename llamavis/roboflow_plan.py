@@ -62,7 +62,7 @@ def config_kwargs(step: Step, opts: dict[str, Any], accepted: set[str]) -> dict[
     """Keyword arguments of settings.build_config for one step.
 
     ``accepted`` are build_config's parameter names: any other option the user gave that
-    it takes (``--seed``, ``--timeout``, ``--fallback`` where present) is passed through.
+    it takes (``--seed``, ``--timeout``, ``--base-url``) is passed through.
     """
     provider, key = route(step, opts)
     kwargs = {k: v for k, v in opts.items() if k in accepted and k not in _PER_STEP and v is not None}
@@ -170,7 +170,7 @@ def _route_args(step: Step, provider: str, opts: dict[str, Any]) -> list[str]:
         args += ["--temperature", f"{temperature:g}"]
     if opts.get("concurrency") or step.concurrency:
         args += ["-j", str(concurrency(step, opts))]
-    for name, flag in (("base_url", "--base-url"), ("seed", "--seed")):
+    for name, flag in (("base_url", "--base-url"), ("seed", "--seed"), ("fallback", "--fallback")):
         if opts.get(name) is not None:
             args += [flag, str(opts[name])]
     return args

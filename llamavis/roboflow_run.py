@@ -9,6 +9,7 @@ command. Prints nothing: results go to a callback, as in ``batch.run_batch``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -118,11 +119,25 @@ class StepRunner(Runner):
         return key, None, await self.prepare(source)
 
 
-def runners(runs: list[StepRun], images: SharedImages, **kwargs: Any) -> list[StepRunner]:
-    return [StepRunner(r.cfg, images=images, concurrency=r.concurrency, **kwargs) for r in runs]
+def runners(runs: list[StepRun], images: SharedImages, *, fallback: str | None = None,
+            note: Callable[[str], None] | None = None, **kwargs: Any) -> list[Any]:
+    """Each step's Runner; with ``--fallback`` routes, routes.make_runner's FallbackRunner.
+
+    Each route is planned from the step's own config, so the step's ``api_key`` stays with
+    the route its model_version names and a fallback route uses its own key and endpoint.
+    """
+    from .routes import make_runner
+
+    return [make_runner(r.cfg, fallback, on_note=note or _no_note, concurrency=r.concurrency,
+                        runner_class=functools.partial(StepRunner, images=images), **kwargs)
+            for r in runs]
 
 
-async def run_image(source: str, runs: list[StepRun], steps: list[StepRunner],
+def _no_note(message: str) -> None:
+    """Route notes when nobody listens (a dry run asks no route, so drops none)."""
+
+
+async def run_image(source: str, runs: list[StepRun], steps: list[Any],
                     images: SharedImages) -> Result:
     """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
     tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
@@ -135,7 +150,7 @@ async def run_image(source: str, runs: list[StepRun], steps: list[StepRunner],
         images.forget(source)
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+            raise task.exception()
     return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
 
 
@@ -192,7 +207,8 @@ async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, An
 
     cache = None if opts.get("no_cache") else ResultCache(on_warning=note)
     images = SharedImages(stdin)
-    steps = runners(runs, images, cache=cache, stdin=stdin, debug=debug)
+    steps = runners(runs, images, fallback=opts.get("fallback"), note=note, cache=cache,
+                    stdin=stdin, debug=debug)
     try:
         return await run_batch(
             sources, lambda source: run_image(source, runs, steps, images),

@@ -208,21 +208,26 @@ class FallbackRunner:
 def make_runner(cfg: Any, fallback: str | list[str] | None, *, on_note: Note,
                 cache: Any = None, stdin: BinaryIO | None = None, concurrency: int = 4,
                 debug: Callable[[str], None] | None = None, transport: Any = None,
-                sleep: Any = None) -> Any:
-    """A plain Runner when there is no fallback; else a FallbackRunner over the routes."""
+                sleep: Any = None, runner_class: Callable[..., Any] | None = None) -> Any:
+    """A plain Runner when there is no fallback; else a FallbackRunner over the routes.
+
+    ``runner_class`` makes each route's Runner (default ``tasks.Runner``): a roboflow run
+    gives one whose images are shared between its steps.
+    """
     from .tasks import Runner
 
+    make: Callable[..., Any] = runner_class or Runner
     specs = parse_routes(fallback)
     if not specs:
-        return Runner(cfg, cache=cache, stdin=stdin, concurrency=concurrency, debug=debug,
-                      transport=transport, sleep=sleep)
+        return make(cfg, cache=cache, stdin=stdin, concurrency=concurrency, debug=debug,
+                    transport=transport, sleep=sleep)
     routes = _unique([Route(cfg), *filter(None, (_fallback_route(cfg, s, on_note) for s in specs))])
     # An image given as `-` is read once and handed again to the next route.
     shared_stdin = cast(BinaryIO, _ReplayedStdin(stdin)) if stdin is not None else None
     for route in routes:
         client = _client(route.cfg, concurrency, debug, transport, sleep)
-        route.runner = Runner(route.cfg, cache=cache, client=_GuardedClient(client, route),
-                              stdin=shared_stdin, concurrency=concurrency, debug=debug)
+        route.runner = make(route.cfg, cache=cache, client=_GuardedClient(client, route),
+                            stdin=shared_stdin, concurrency=concurrency, debug=debug)
     return FallbackRunner(routes, on_note)
 
 

@@ -29,7 +29,8 @@ EPILOG = """Examples:
 Every roboflow_core/llama_3_2_vision@v1 step runs on each image, in definition order;
 $inputs.NAME bindings are filled from --input NAME=VALUE or the workflow's default_value.
 With no -P the route is the one model_version names (OpenRouter), and the step's api_key
-is used for it alone. -m, --max-tokens, --temperature and -j win over the steps' fields."""
+is used for it alone; --fallback routes (e.g. deepinfra) answer when that route cannot, each
+with its own key. -m, --max-tokens, --temperature and -j win over the steps' fields."""
 
 WORKFLOW: o.Param = (
     "workflow",
@@ -60,8 +61,7 @@ CONCURRENCY: o.Param = (
     None,
 )
 # Task options that a step defines itself, or that have no meaning for several steps at once.
-_LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream", "concurrency",
-             "fallback"}  # each step keeps its own route; --fallback is not wired into steps yet
+_LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream", "concurrency"}
 
 
 def register(app: typer.Typer) -> None:
