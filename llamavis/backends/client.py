@@ -178,7 +178,7 @@ class ChatClient:
         dripping bytes or keep-alive comments would otherwise hold a request forever."""
         try:
             return await asyncio.wait_for(work, self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ProviderTimeout(
                 f"{self.spec.name} did not finish answering within {self.timeout:g} s",
                 provider=self.spec.name,
@@ -238,7 +238,7 @@ class ChatClient:
                         event = await asyncio.wait_for(anext(events), AFTER_FINISH_S)
                     else:
                         event = await anext(events)
-                except (StopAsyncIteration, asyncio.TimeoutError):
+                except (TimeoutError, StopAsyncIteration):
                     break
                 piece = stream.feed(event)
                 if piece and on_delta is not None:
