@@ -45,12 +45,14 @@ class Fault:
     text: str = "a test answer"
     finish_reason: str = "stop"
     status: int = 200
-    body: Any = None  # error body: dict (JSON), str, or a callable(Request) -> either
+    body: Any = None  # error body: dict (JSON), str, or a callable(Request) -> either;
+    # stream_error: the chunk's "error" object
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # latency before anything is sent
     comments: int | None = 3  # keepalive: how many ": keep-alive" lines (None: until hung up)
     interval: float = 0.05  # keepalive/drip: seconds between lines
     message: str | Callable[[Request], str] | None = None  # finish_error/stream_error text
+    left_open: bool = False  # stream_error: hang up right after the error chunk's data line
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -424,10 +426,12 @@ class FaultServer:
                 return False
         elif kind == "stream_error":
             writer.write(b": OPENROUTER PROCESSING\n\n" + chunks[0] + chunks[1])
-            writer.write(chunk(model, {"content": ""}, "error", error={
+            error = fault.body if isinstance(fault.body, dict) else {
                 "code": "server_error",
                 "message": _message(fault, req, "Provider disconnected unexpectedly"),
-                "metadata": {"provider_name": "Lambda"}}))
+                "metadata": {"provider_name": "Lambda"}}
+            last = chunk(model, {"content": ""}, "error", error=error)
+            writer.write(last[:-1] if fault.left_open else last)  # no blank line after it
         else:  # ok, drip
             for piece in chunks:
                 writer.write(piece)

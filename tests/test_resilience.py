@@ -143,6 +143,29 @@ def test_an_error_chunk_that_persists_is_one_line_with_the_providers_message():
     assert "openrouter" in run.err and "[provider]" in run.err
 
 
+MID_STREAM = [  # OpenRouter's in-stream errors (../shared/providers.md §0 #5, §5)
+    ({"code": "server_error", "message": "Provider disconnected unexpectedly",
+      "metadata": {"provider_name": "Lambda"}}, "provider"),
+    ({"code": 429, "message": "Rate limit exceeded: free-models-per-min",
+      "metadata": {"provider_name": "Lambda"}}, "rate_limited"),
+]
+
+
+@pytest.mark.parametrize("left_open", [False, True], ids=["closed", "hung-up-after-data-line"])
+@pytest.mark.parametrize(("error", "kind"), MID_STREAM, ids=["server_error", "rate-limit"])
+def test_a_providers_error_mid_stream_reaches_the_terminal_in_its_words_and_kind(
+        error, kind, left_open):
+    fault = Fault("stream_error", body=error, left_open=left_open)
+    with FaultServer(fault) as server:
+        run = llamavis_on_tty("caption", PHOTO, *to(server, "--no-cache", "--max-retries", "1"),
+                              env=ENV)
+    assert run.code == 1
+    assert server.count() == 2  # retried once, as the same error outside a stream would be
+    assert len(run.err_lines) == 1, run.err
+    assert error["message"] in run.err and "Lambda" in run.err and f"[{kind}]" in run.err
+    assert "stream ended" not in run.err
+
+
 # -- keys the provider rejects ------------------------------------------------------------------
 
 WRONG_KEY = [

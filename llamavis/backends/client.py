@@ -27,7 +27,7 @@ from ..errors import (
     UsageError,
 )
 from ..types import Completion
-from .errors import error_from_chunk, error_from_response, one_line
+from .errors import error_from_chunk, error_from_response, in_band_error, one_line
 from .payload import build_payload, count_images, encode_body, redact_payload, usage_from
 from .pool import Pools
 from .providers import ProviderSpec
@@ -255,23 +255,21 @@ class ChatClient:
 
     def _new_stream(self) -> Any:
         """The assembler of this wire's stream events (ChatStream's face)."""
-        return ChatStream(self.spec.name)
+        return ChatStream(self.spec.name, now=self._wall_clock)
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         self._log_body(body)
         data = self._json(body)
         if not isinstance(data, dict):
             raise self._bad_body(body)
-        if data.get("error") and not data.get("choices"):
-            raise error_from_chunk(data, self.spec.name)
+        if (error := in_band_error(data)) is not None:
+            raise error_from_chunk(error, self.spec.name, now=self._wall_clock())
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise ProviderError(
                 f"{self.spec.name} answered without any choices", provider=self.spec.name, body=data
             )
         choice = choices[0]
-        if choice.get("finish_reason") == "error":
-            raise error_from_chunk({"error": choice.get("error") or {}}, self.spec.name)
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         return self._completion(
