@@ -76,6 +76,17 @@ def test_every_task_answers_through_every_provider(provider, task, args, answer,
     assert KEY not in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("answer", ["class-a", "class-b", "Class: class-b"])
+def test_classify_class_a_class_b_takes_the_exact_class_at_the_first_attempt(answer):
+    with FakeServer(answer) as server:
+        proc = llamavis("classify", str(EXAMPLES / "shapes.jpg"), "-c", "class-a,class-b",
+                        "-P", "local", "--base-url", server.url, "--json", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["output"] == answer.rsplit(" ", 1)[-1] and doc["attempts"] == 1
+    assert len(server.requests) == 1
+
+
 def test_model_aliases_map_to_each_providers_ids():
     seen = {}
     with FakeServer("ok") as server:
