@@ -122,18 +122,26 @@ def test_connection_error_retried(router, sleeps):
     assert run(sleeps).text == "fine" and len(sleeps) == 1
 
 
-def test_connection_closed_before_answering_is_resent_once_at_once(router, sleeps):
+def test_connection_closed_before_answering_is_a_retry_sent_at_once(router, sleeps):
     gone = httpx.RemoteProtocolError("Server disconnected without sending a response.")
     route = router.post(CHAT).mock(side_effect=[gone, httpx.Response(200, json=OK)])
-    assert run(sleeps, max_retries=0).text == "fine"
-    assert route.call_count == 2 and sleeps == []
+    assert run(sleeps, max_retries=1).text == "fine"
+    assert route.call_count == 2 and sleeps == [0.0]  # no backoff: a stale connection
 
 
-def test_connection_closed_twice_is_a_network_error(router, sleeps):
+def test_max_retries_0_sends_a_request_once_even_when_the_connection_was_closed(router, sleeps):
+    gone = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    route = router.post(CHAT).mock(side_effect=[gone, httpx.Response(200, json=OK)])
+    with pytest.raises(NetworkError, match="closed the connection before answering"):
+        run(sleeps, max_retries=0)
+    assert route.call_count == 1 and sleeps == []
+
+
+def test_connection_closed_every_time_is_a_network_error_after_the_retries(router, sleeps):
     route = router.post(CHAT).mock(side_effect=httpx.ReadError(""))
     with pytest.raises(NetworkError):
-        run(sleeps, max_retries=0)
-    assert route.call_count == 2 and sleeps == []
+        run(sleeps, max_retries=2)
+    assert route.call_count == 3 and sleeps == [0.0, 0.0]
 
 
 @pytest.mark.parametrize(

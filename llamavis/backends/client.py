@@ -218,12 +218,17 @@ class ChatClient:
     async def _send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         try:
             return await http.send(request, stream=True)
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            # A kept-alive connection the server has closed (transformers serve closes
-            # it after a 500) fails the next request before any answer: resend once, at
-            # once, without spending one of the user's retries on our connection reuse.
-            self._log("the server closed the connection before answering; sending again")
-            return await http.send(request, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # Most often a kept-alive connection the server had closed (transformers serve
+            # closes it after a 500), but the request may also have reached a server that
+            # then died: it is a retry like any other, so --max-retries 0 sends it once
+            # only. It is sent again at once, though: waiting would not help a stale
+            # connection, and the next request opens a fresh one.
+            error = NetworkError(
+                f"{self.spec.name} closed the connection before answering: {_describe(exc)}"
+            )
+            error.retry_after = 0.0  # read by RetryPolicy.delay: no backoff
+            raise error from exc
 
     async def _read_stream(
         self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
