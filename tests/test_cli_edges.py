@@ -78,6 +78,23 @@ def test_an_output_dir_without_write_permission_is_a_usage_error(tmp_path):
     assert "Permission denied" in proc.stderr
 
 
+def test_a_password_in_an_image_url_is_masked_in_the_json_and_tsv_outputs_too(httpserver):
+    httpserver.expect_request("/photos/cat.jpg").respond_with_data(
+        SHAPES.read_bytes(), content_type="image/jpeg")
+    url = httpserver.url_for("/photos/cat.jpg").replace("http://", "http://user:s3cret-pw@")
+    masked = url.replace("s3cret-pw", "***")
+    with FakeServer("an answer") as server:
+        as_json = llamavis("caption", url, *LOCAL, "--base-url", server.url, "--json")
+        as_jsonl = llamavis("caption", url, *LOCAL, "--base-url", server.url, "--jsonl")
+        as_tsv = llamavis("caption", url, str(SHAPES), *LOCAL, "--base-url", server.url)
+    for proc in (as_json, as_jsonl, as_tsv):
+        assert proc.returncode == 0, proc.stderr
+        assert "s3cret-pw" not in proc.stdout + proc.stderr
+    assert json.loads(as_json.stdout)["image"] == masked
+    assert json.loads(as_jsonl.stdout)["image"] == masked
+    assert f"{masked}\tan answer\n" in as_tsv.stdout
+
+
 def test_stdin_image_given_twice_is_a_usage_error_not_an_empty_image():
     with FakeServer("an answer") as server:
         proc = llamavis("caption", "-", "-", *LOCAL, "--base-url", server.url,

@@ -79,7 +79,7 @@ class SkipNotes:
 
 def error_line(image: str, error: dict[str, str]) -> None:
     """One line per failed image: what happened to which file, and its error kind."""
-    from ..sources import shown
+    from ..urls import shown
 
     masked = shown(image)  # never a password in a URL
     message = str(error.get("message", "")).replace(image, masked)
