@@ -406,6 +406,29 @@ def test_directory_skips_non_images_with_a_note_and_recursive_descends(tmp_path)
     assert_own_answers(docs)
 
 
+def _pillow_reads_avif() -> bool:
+    from PIL import features
+
+    return "avif" in features.get_supported_modules()
+
+
+@pytest.mark.skipif(not _pillow_reads_avif(), reason="AVIF needs Pillow 11.3 or later")
+def test_a_folders_avif_files_are_captioned_like_the_others(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    make_images(folder, 2)
+    Image.new("RGB", (48, 32), (200, 30, 30)).save(folder / "phone.avif", format="AVIF")
+    with serve(lambda body: "a red square") as server:
+        proc = llamavis("caption", str(folder), "--jsonl", *LOCAL, "--base-url", server.url)
+    assert proc.returncode == 0, proc.stderr
+    docs = {d["image"]: d for d in jsonl(proc.stdout)}
+    assert len(docs) == 3 and docs[str(folder / "phone.avif")]["output"] == "a red square"
+    assert "skipping" not in proc.stderr
+    # every image went as JPEG: the AVIF was re-encoded for the provider
+    assert all(sent_image(body)[:3] == b"\xff\xd8\xff" for body in server.requests)
+
+
 def test_named_broken_file_is_a_bad_image_result_and_exit_1_while_others_succeed(tmp_path):
     good = make_images(tmp_path, 3)
     broken = tmp_path / "broken.jpg"
