@@ -224,7 +224,7 @@ def image_digest(body: dict[str, Any]) -> str:
 class FaultServer:
     """Serves /v1/chat/completions and /v1/models on 127.0.0.1 with scheduled faults."""
 
-    def __init__(self, schedule: Schedule | None = None, *, lifetime: float = 120.0,
+    def __init__(self, schedule: Schedule | None = None, *, lifetime: float = 600.0,
                  max_hang: float = 30.0) -> None:
         self.schedule: Schedule = schedule if schedule is not None else Fault()
         self.lifetime, self.max_hang = lifetime, max_hang
@@ -254,7 +254,7 @@ class FaultServer:
 
     def __enter__(self) -> FaultServer:
         self._thread.start()
-        if not self._ready.wait(10):
+        if not self._ready.wait(60):
             raise RuntimeError("fault server did not start")
         return self
 

@@ -91,7 +91,7 @@ def asked(server: FakeServer, since: int = 0) -> list[str]:
 
 
 def llamavis(
-    *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed command; stdin is empty unless ``input`` is given."""
     proc = subprocess.run(
@@ -144,7 +144,7 @@ class LineReader:
             self.lines.put(line)
         self.lines.put(None)
 
-    def take(self, count: int, timeout: float = 30) -> list[bytes]:
+    def take(self, count: int, timeout: float = 120) -> list[bytes]:
         got = []
         while len(got) < count:
             line = self.lines.get(timeout=timeout)
@@ -152,7 +152,7 @@ class LineReader:
             got.append(line)
         return got
 
-    def rest(self, timeout: float = 30) -> list[bytes]:
+    def rest(self, timeout: float = 120) -> list[bytes]:
         self.thread.join(timeout)
         assert not self.thread.is_alive()
         got = []
@@ -226,7 +226,7 @@ def test_interrupted_run_exits_130_and_rerun_asks_only_for_the_unfinished(images
         reader = LineReader(proc)
         before = reader.take(40)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=120) == 130
         rest_held.set()
         after = reader.rest()
         stderr = proc.stderr.read().decode()
@@ -264,7 +264,7 @@ def test_piped_paths_stream_in_results_come_before_the_list_ends(tmp_path):
         proc.stdin.write(path_list(photos[3:]))
         proc.stdin.close()
         late = jsonl(b"".join(reader.rest()).decode())
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=120) == 0
     assert {d["image"] for d in early} == {str(p) for p in photos[:3]}
     assert {d["image"] for d in late} == {str(p) for p in photos[3:]}
     assert_own_answers(early + late)
@@ -586,7 +586,7 @@ def test_two_processes_sharing_the_cache_both_succeed(tmp_path):
         args = ("caption", "-j", "8", "--jsonl", *LOCAL, "--base-url", server.url)
         procs = [start(*args), start(*args)]
         outs = [
-            p.communicate(path_list(images), timeout=60)
+            p.communicate(path_list(images), timeout=300)
             for p, images in zip(procs, (left, right), strict=True)
         ]
         total = len(server.requests)

@@ -46,7 +46,7 @@ def test_a_reader_that_stops_early_ends_the_run_quietly_with_exit_0(tmp_path):
         proc.stdout.close()
         closed.set()
         stderr = proc.stderr.read().decode()
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=300)
     assert first.endswith(b"\tan answer\n")
     assert stderr == ""
     assert code == 0
@@ -160,7 +160,7 @@ def run_with_closed(fd: int, *args: str) -> subprocess.CompletedProcess[str]:
     """llamavis with stdin (0) or stdout (1) closed, as `<&-` / `>&-` leave them."""
     proc = subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=fd != 1,
                           stderr=subprocess.PIPE if fd == 1 else None,
-                          preexec_fn=lambda: os.close(fd), timeout=60)
+                          preexec_fn=lambda: os.close(fd), timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, (proc.stdout or b"").decode(),
                                        proc.stderr.decode())
 

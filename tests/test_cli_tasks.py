@@ -21,7 +21,7 @@ KEY = "sk-test-SENTINEL-7f3a9c"
 
 
 def llamavis(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed console script (python -m llamavis when it is not on PATH)."""
     full_env = {**os.environ, **(env or {})}
     cmd = [sys.executable, "-m", "llamavis", *args]

@@ -58,7 +58,7 @@ class PtyRun:
 
 def run_on_pty(*args: str, cols: int = 80, rows: int = 24, env: dict[str, str] | None = None,
                stdout_tty: bool = True, stderr_tty: bool = True, watch: tuple[bytes, ...] = (),
-               release: dict[bytes, threading.Event] | None = None, timeout: float = 60) -> PtyRun:
+               release: dict[bytes, threading.Event] | None = None, timeout: float = 300) -> PtyRun:
     """Run llamavis with stdout and/or stderr on a fresh pty; read it until the command ends.
 
     ``release`` sets each event once its marker has been read: a server holding its answer
@@ -243,7 +243,7 @@ def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
 
     def reply(body):
         if answered:  # the second image waits until the test has read the first line
-            assert release.wait(10)
+            assert release.wait(120)
         answered.append(1)
         return "a red ball"
 
@@ -254,10 +254,10 @@ def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             env={**os.environ, "TERM": "xterm"},
         )
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
         first = proc.stdout.readline() if ready else b""
         release.set()
-        rest, err = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=120)
     assert first == f"{SHAPES}\ta red ball\n".encode()  # before the second image was answered
     assert rest.endswith(b"sign.png\ta red ball\n") and b"\x1b" not in first + rest + err
 
@@ -312,12 +312,12 @@ def test_a_piped_path_list_streams_in_while_the_bar_shows_on_the_terminal():
         drain.start()
         proc.stdin.write(f"{SHAPES}\n{SHAPES}\n".encode())  # two: the output is JSONL lines
         proc.stdin.flush()
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
         first = proc.stdout.readline() if ready else b""
         proc.stdin.write(f"{SHAPES}\n".encode())  # the rest of the list, only now
         proc.stdin.close()
         rest = proc.stdout.read()
-        code = proc.wait(timeout=30)
+        code = proc.wait(timeout=120)
         drain.join(10)
     assert first and json.loads(first)["output"] == "a red ball"  # before the list had ended
     assert code == 0 and len(rest.splitlines()) == 2
