@@ -144,7 +144,11 @@ class FakeServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request (Ctrl-C): no request
+                    self.close_connection = True
+                    return
+                body = json.loads(raw or b"{}")
                 with server._lock:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
