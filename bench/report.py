@@ -46,7 +46,7 @@ def describe_machine(repo: Path) -> dict[str, str]:
                             capture_output=True, text=True).stdout.strip() or "unknown"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date (UTC)": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "CPU": cpu,
         "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
         "RAM": f"{mem / 2**20:.1f} GiB",

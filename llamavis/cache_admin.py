@@ -37,9 +37,9 @@ class CacheStats:
 def _iso(when: float | None) -> str | None:
     if when is None:
         return None
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
 
 
 def _files(path: Path) -> list[Path]:

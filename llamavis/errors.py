@@ -143,6 +143,7 @@ class NetworkError(LlamavisError):
 
     kind = "network"
     retryable = True
+    retry_after: float | None = None  # seconds to wait before the retry, when it is known
 
 
 class RefusedError(LlamavisError):

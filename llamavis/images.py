@@ -12,7 +12,7 @@ import io
 import re
 import threading
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ImageError
 from .types import PreparedImage
@@ -25,7 +25,8 @@ MAX_PIXELS = 100_000_000  # decoded pixels above which an image may be a decompr
 PNG_LIMIT = 4 * 2**20  # an OCR image whose PNG is larger than this goes as JPEG q95
 PURPOSES = ("photo", "text")
 ACCEPTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif",
+     ".avif"}
 )
 
 _MIMES = {
@@ -37,12 +38,14 @@ _MIMES = {
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
     "HEIF": "image/heif",
+    "AVIF": "image/avif",
 }
 _SAVE_AS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 _PREFERENCE = {
     "photo": ("image/jpeg", "image/webp", "image/png"),
     "text": ("image/png", "image/webp", "image/jpeg"),
 }
+_AVIF_BRANDS = {b"avif", b"avis"}
 _HEIF_BRANDS = {
     b"heic",
     b"heix",
@@ -124,6 +127,16 @@ def _sniff(data: bytes, source: str) -> None:
         raise ImageError(
             f"{source}: HEIC/HEIF needs the optional extra: pip install 'llamavis[heif]'"
         )
+    if data[4:8] == b"ftyp" and data[8:12] in _AVIF_BRANDS and not _avif_available():
+        raise ImageError(f"{source}: AVIF needs Pillow 11.3 or later: pip install -U pillow")
+
+
+@functools.lru_cache(maxsize=1)
+def _avif_available() -> bool:
+    """Pillow reads AVIF itself from 11.3 on (its wheels carry libavif)."""
+    from PIL import features
+
+    return "avif" in features.get_supported_modules()
 
 
 @functools.lru_cache(maxsize=1)
@@ -287,8 +300,31 @@ def _normalize_mode(img: Image) -> Image:
         return img.convert("L")
     if mode in ("P", "PA"):
         return img.convert("RGBA" if img.has_transparency_data else "RGB")
+    if mode == "CMYK" and img.info.get("icc_profile"):
+        return _through_profile(img)
     has_alpha = any(band in ("A", "a") for band in img.getbands())
     return img.convert("RGBA" if has_alpha else "RGB")  # CMYK, YCbCr, LAB, HSV, RGBa...
+
+
+def _through_profile(img: Image) -> Image:
+    """RGB through the image's own ICC profile: the same CMYK numbers print as quite
+    different colours on different presses, and the profile says which. A profile that
+    cannot be read leaves the plain formula."""
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
+        converted = ImageCms.profileToProfile(img, profile, _srgb(), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        converted = None
+    return converted if converted is not None else img.convert("RGB")
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb() -> Any:
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")
 
 
 def _shrink(img: Image, max_side: int) -> Image:

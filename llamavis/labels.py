@@ -6,6 +6,11 @@ with simple plural forms equal to their singular (cats/cat, boxes/box, buses/bus
 puppies/puppy, people/person). A class is *negated* when
 not/no/isn't/never/without/... is among the three words before it in the same clause
 ("not a cat, it's a dog" names dog). The class returned is always spelled as the user gave it.
+
+An answer equal to a class is that class: a leading "Answer:", "Class -", "The label is"...
+is stripped only when those words do not begin a class named there ("class-b" is the class
+class-b). The letter classes "A" and "I" are not the article "a" and the pronoun "I", which a
+word of the same clause follows ("It is a B." names B; "Class A is right" names A).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ _IRREGULAR = {
     "geese": "goose", "teeth": "tooth", "feet": "foot", "knives": "knife", "leaves": "leaf",
     "wolves": "wolf", "calves": "calf", "halves": "half", "shelves": "shelf", "oxen": "ox",
 }
+# "a" and "I" are also the article and the pronoun: see _function_word
+_FUNCTION_LETTERS = frozenset({"a", "i"})
+_JOINS = frozenset({"or", "and", "nor", "vs", "versus", "then"})
 _NEGATIONS = frozenset({
     "not", "no", "isn't", "isnt", "aren't", "arent", "wasn't", "weren't", "never", "neither",
     "nor", "without", "instead", "non",
@@ -134,6 +142,8 @@ def _mentions(text: str, classes: Sequence[str]) -> list[tuple[int, bool]]:
                 by_span.setdefault((i, i + len(cw)), []).append(ci)
     spans = [(i, j, ci) for (i, j), found in by_span.items()
              for ci in _spelled(norm, starts[i], found, classes)]
+    spans = [(i, j, ci) for i, j, ci in spans
+             if not (j - i == 1 and _function_word(text, norm, words, clauses, starts, i))]
     kept = [s for s in spans
             if not any(t[0] <= s[0] and s[1] <= t[1] and t[1] - t[0] > s[1] - s[0] for t in spans)]
     out = []
@@ -142,6 +152,29 @@ def _mentions(text: str, classes: Sequence[str]) -> list[tuple[int, bool]]:
         negated = any(words[j] in _NEGATIONS and clauses[j] == clauses[start] for j in window)
         out.append((ci, negated))
     return out
+
+
+def _function_word(
+    text: str, norm: str, words: list[str], clauses: list[int], starts: list[int], i: int
+) -> bool:
+    """Whether words[i], "a" or "i", is the article or the pronoun, not a letter class "A":
+    a word of its clause follows it ("a B", "I think"), it is not a join ("A or B"), and
+    it is lowercase or starts a sentence ("A photo of a B"; "Class A is right" names A)."""
+    after = i + 1
+    if words[i] not in _FUNCTION_LETTERS or after >= len(words) or clauses[after] != clauses[i]:
+        return False
+    if words[after] in _JOINS:
+        return False
+    cased = _cased(text)
+    if len(cased) != len(norm) or not cased[starts[i]].isupper():
+        return True
+    return not norm[: starts[i]].strip() or norm[: starts[i]].rstrip()[-1] in ".!?\n"
+
+
+@lru_cache(maxsize=256)
+def _cased(text: str) -> str:
+    """``text`` normalised as _normal does, but keeping its case."""
+    return unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
 
 
 def _affirmed(text: str, classes: Sequence[str]) -> list[int]:
@@ -169,10 +202,10 @@ def parse_confidence(text: str) -> float | None:
     return None
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, classes: Sequence[str]) -> str:
     for pattern in (_CONF_NAMED, _CONF_PAREN, _CONF_PERCENT):
         text = pattern.sub(" ", text)
-    return _LABEL_PREFIX.sub("", text.strip(), count=1)
+    return _unlabelled(text, classes)
 
 
 def _json_label(text: str) -> tuple[str | None, float | None] | None:
@@ -198,14 +231,26 @@ def _json_label(text: str) -> tuple[str | None, float | None] | None:
     return label, (_unit(conf) if conf is not None else None)
 
 
-def _unlabelled(text: str) -> str:
-    return _LABEL_PREFIX.sub("", text.strip(), count=1)
+def _unlabelled(text: str, classes: Sequence[str]) -> str:
+    """``text`` without a leading "Answer:", "Class -", "The label is"..., unless those words
+    begin a class named there: "class-b" is the class class-b, not "b" labelled "class"."""
+    text = text.strip()
+    prefix = _LABEL_PREFIX.match(text)
+    if prefix is None:
+        return text
+    words, size = _tokens(text)[0], len(_tokens(prefix.group())[0])
+    for cw in map(_class_words, classes):
+        if size < len(cw) <= len(words) and all(map(_same, words[:len(cw)], cw)):
+            return text
+    return text[prefix.end():]
 
 
-def _named(text: str, classes: Sequence[str], clean: Callable[[str], str]) -> list[str]:
+def _named(
+    text: str, classes: Sequence[str], clean: Callable[[str, Sequence[str]], str]
+) -> list[str]:
     """The classes ``text`` names: one exactly, else those its first line (or all) names."""
-    whole = clean(text)
-    first = clean(next((ln for ln in whole.splitlines() if ln.strip()), ""))
+    whole = clean(text, classes)
+    first = clean(next((ln for ln in whole.splitlines() if ln.strip()), ""), classes)
     for candidate in (whole, first):
         ci = _exact(candidate, classes)
         if ci is not None:
@@ -264,10 +309,10 @@ def _pieces_from_json(text: str) -> list[str] | None:
     return labels
 
 
-def _pieces_from_text(text: str) -> list[str]:
+def _pieces_from_text(text: str, classes: Sequence[str]) -> list[str]:
     """Split a free-text answer into labels: lines, bullets, commas, 'label: yes/no' pairs."""
     pieces = []
-    for line in _clean(text).splitlines():
+    for line in _clean(text, classes).splitlines():
         for piece in re.split(r"[,;|]", _BULLET.sub("", line)):
             piece = _BULLET.sub("", piece).strip()
             m = _YES_NO.match(piece)
@@ -281,8 +326,8 @@ def read_classes(text: str, classes: Sequence[str]) -> tuple[list[str], list[str
     """(classes named, in the user's order; labels outside the set; the answer says 'none')."""
     pieces = _pieces_from_json(text)
     if pieces is None:
-        pieces = _pieces_from_text(text)
-        said_none = bool(_NONE.match(_clean(text)))
+        pieces = _pieces_from_text(text, classes)
+        said_none = bool(_NONE.match(_clean(text, classes)))
     else:
         said_none = not pieces
     found: set[int] = set()
@@ -293,7 +338,7 @@ def read_classes(text: str, classes: Sequence[str]) -> tuple[list[str], list[str
         found.update(affirmed)
         if affirmed or _mentions(piece, classes):
             continue
-        if _NONE.match(_clean(piece)):
+        if _NONE.match(_clean(piece, classes)):
             said_none = True
         else:
             unknown.append(piece.strip(" \t'\"`*."))

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from . import taskspecs
 from .errors import UsageError
 from .types import Result
+from .urls import shown
 
 _UNSAFE_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _TSV_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -132,7 +133,8 @@ class TsvWriter:
         """Write one line; False (and nothing written) for a failed result."""
         if not result.ok:
             return False
-        self.stream.write(f"{tsv_escape(result.image)}\t{tsv_escape(answer_text(result))}\n")
+        image = tsv_escape(shown(result.image))  # never a password from an image URL
+        self.stream.write(f"{image}\t{tsv_escape(answer_text(result))}\n")
         self.stream.flush()
         return True
 

@@ -11,7 +11,7 @@ template's ``instructions`` are rendered into the user turn, before its text.
 from __future__ import annotations
 
 import string
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import config_dir
 from .errors import ConfigError, UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class Defaults(BaseModel):

@@ -13,11 +13,11 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from .__about__ import __version__
 from .errors import ImageError, UsageError
 from .images import ACCEPTED_EXTENSIONS
+from .urls import is_url, shown
 
 if TYPE_CHECKING:
     import httpx
@@ -26,10 +26,6 @@ MAX_BYTES = 50 * 2**20
 _CHUNK = 64 * 1024
 SkipCallback = Callable[[str, str], None]
 
-
-def is_url(source: str) -> bool:
-    """True for the http(s) URLs that read_source downloads."""
-    return source[:8].lower().startswith(("http://", "https://"))
 
 
 def read_source(
@@ -87,45 +83,31 @@ def _read_capped(stream: IO[bytes], max_bytes: int, name: str) -> bytes:
     return data
 
 
-def shown(source: str) -> str:
-    """A source as messages show it: a URL with any password in it masked."""
-    return _shown(source) if is_url(source) else source
-
-
-def _shown(url: str) -> str:
-    """The URL for messages, with any password in it masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _download(url: str, client: httpx.Client | None, timeout: float, max_bytes: int) -> bytes:
     import httpx
 
-    shown = _shown(url)
+    name = shown(url)
     own = client is None
     http = client or httpx.Client(headers={"User-Agent": f"llamavis/{__version__}"})
     try:
         with http.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             if not response.is_success:
                 reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-                raise ImageError(f"{shown}: download failed: HTTP {response.status_code}{reason}")
+                raise ImageError(f"{name}: download failed: HTTP {response.status_code}{reason}")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise ImageError(f"{shown}: larger than the {_cap(max_bytes)}")
+                raise ImageError(f"{name}: larger than the {_cap(max_bytes)}")
             body = bytearray()
             for chunk in response.iter_bytes():  # decoded: a gzip bomb meets the cap too
                 body += chunk
                 if len(body) > max_bytes:
-                    raise ImageError(f"{shown}: larger than the {_cap(max_bytes)}")
+                    raise ImageError(f"{name}: larger than the {_cap(max_bytes)}")
             return bytes(body)
     except httpx.TimeoutException:
-        raise ImageError(f"{shown}: download timed out after {timeout:g} s") from None
+        raise ImageError(f"{name}: download timed out after {timeout:g} s") from None
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageError(f"{shown}: download failed: {text}") from None
+        raise ImageError(f"{name}: download failed: {text}") from None
     finally:
         if own:
             http.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .urls import shown
+
 
 @dataclass
 class Usage:
@@ -136,7 +138,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "image": self.image,
+            "image": shown(self.image),  # never a password from an image URL
             "task": self.task,
             "provider": self.provider,
             "model": self.model,

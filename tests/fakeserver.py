@@ -35,6 +35,14 @@ class Reply:
     finish_reason: str = "stop"
     usage: dict[str, Any] | None = None
     raw_stream: list[str] | None = None  # literal SSE lines to send instead of generated ones
+    # Lock-step with the test instead of sleeping: the answer waits until the test sets
+    # ``hold`` (a stream: after its first ``hold_after`` lines). A hold that runs out of
+    # time (HOLD_S) is counted in FakeServer.held_out, for the test to assert it never did.
+    hold: threading.Event | None = None
+    hold_after: int = 0
+
+
+HOLD_S = 60.0  # a safety net only: a test that works releases its hold long before
 
 
 def chat_body(text: str, *, model: str = "m", finish_reason: str = "stop",
@@ -74,6 +82,7 @@ class FakeServer:
         self.get_paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.held_out = 0  # holds that ran out of time instead of being released by the test
         # time.monotonic() when the first and the last SSE chunk of a stream went out
         self.first_chunk_at: float | None = None
         self.last_chunk_at: float | None = None
@@ -135,7 +144,11 @@ class FakeServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request (Ctrl-C): no request
+                    self.close_connection = True
+                    return
+                body = json.loads(raw or b"{}")
                 with server._lock:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
@@ -151,6 +164,8 @@ class FakeServer:
             def _answer(self, body: dict[str, Any], reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
+                if not (body.get("stream") and reply.status == 200 and reply.body is None):
+                    self._wait(reply)
                 if reply.status != 200 or reply.body is not None:
                     self._send(reply.status, reply.body, reply.headers)
                 elif body.get("stream"):
@@ -181,7 +196,9 @@ class FakeServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for line in lines:
+                for i, line in enumerate(lines):
+                    if i == reply.hold_after:
+                        self._wait(reply)
                     self.wfile.write((line + "\n\n").encode())
                     self.wfile.flush()
                     server.last_chunk_at = time.monotonic()
@@ -190,5 +207,10 @@ class FakeServer:
                     if reply.chunk_delay:
                         time.sleep(reply.chunk_delay)
                 self.close_connection = True
+
+            def _wait(self, reply: Reply) -> None:
+                if reply.hold is not None and not reply.hold.wait(HOLD_S):
+                    with server._lock:
+                        server.held_out += 1
 
         return Handler

@@ -45,12 +45,14 @@ class Fault:
     text: str = "a test answer"
     finish_reason: str = "stop"
     status: int = 200
-    body: Any = None  # error body: dict (JSON), str, or a callable(Request) -> either
+    body: Any = None  # error body: dict (JSON), str, or a callable(Request) -> either;
+    # stream_error: the chunk's "error" object
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # latency before anything is sent
     comments: int | None = 3  # keepalive: how many ": keep-alive" lines (None: until hung up)
     interval: float = 0.05  # keepalive/drip: seconds between lines
     message: str | Callable[[Request], str] | None = None  # finish_error/stream_error text
+    left_open: bool = False  # stream_error: hang up right after the error chunk's data line
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -222,7 +224,7 @@ def image_digest(body: dict[str, Any]) -> str:
 class FaultServer:
     """Serves /v1/chat/completions and /v1/models on 127.0.0.1 with scheduled faults."""
 
-    def __init__(self, schedule: Schedule | None = None, *, lifetime: float = 120.0,
+    def __init__(self, schedule: Schedule | None = None, *, lifetime: float = 600.0,
                  max_hang: float = 30.0) -> None:
         self.schedule: Schedule = schedule if schedule is not None else Fault()
         self.lifetime, self.max_hang = lifetime, max_hang
@@ -252,7 +254,7 @@ class FaultServer:
 
     def __enter__(self) -> FaultServer:
         self._thread.start()
-        if not self._ready.wait(10):
+        if not self._ready.wait(60):
             raise RuntimeError("fault server did not start")
         return self
 
@@ -424,10 +426,12 @@ class FaultServer:
                 return False
         elif kind == "stream_error":
             writer.write(b": OPENROUTER PROCESSING\n\n" + chunks[0] + chunks[1])
-            writer.write(chunk(model, {"content": ""}, "error", error={
+            error = fault.body if isinstance(fault.body, dict) else {
                 "code": "server_error",
                 "message": _message(fault, req, "Provider disconnected unexpectedly"),
-                "metadata": {"provider_name": "Lambda"}}))
+                "metadata": {"provider_name": "Lambda"}}
+            last = chunk(model, {"content": ""}, "error", error=error)
+            writer.write(last[:-1] if fault.left_open else last)  # no blank line after it
         else:  # ok, drip
             for piece in chunks:
                 writer.write(piece)

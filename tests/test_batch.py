@@ -93,7 +93,7 @@ def test_a_blocking_source_does_not_hold_back_finished_results() -> None:
     def slow_pipe():
         yield "a.jpg"
         yield "b.jpg"
-        assert release.wait(timeout=30), "results were not delivered while the source blocked"
+        assert release.wait(timeout=120), "results were not delivered while the source blocked"
         yield "c.jpg"
 
     got: list[str] = []

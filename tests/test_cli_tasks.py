@@ -21,7 +21,7 @@ KEY = "sk-test-SENTINEL-7f3a9c"
 
 
 def llamavis(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed console script (python -m llamavis when it is not on PATH)."""
     full_env = {**os.environ, **(env or {})}
     cmd = [sys.executable, "-m", "llamavis", *args]
@@ -74,6 +74,17 @@ def test_every_task_answers_through_every_provider(provider, task, args, answer,
     if provider in ("openrouter", "novita", "deepinfra", "local"):
         assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
     assert KEY not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("answer", ["class-a", "class-b", "Class: class-b"])
+def test_classify_class_a_class_b_takes_the_exact_class_at_the_first_attempt(answer):
+    with FakeServer(answer) as server:
+        proc = llamavis("classify", str(EXAMPLES / "shapes.jpg"), "-c", "class-a,class-b",
+                        "-P", "local", "--base-url", server.url, "--json", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["output"] == answer.rsplit(" ", 1)[-1] and doc["attempts"] == 1
+    assert len(server.requests) == 1
 
 
 def test_model_aliases_map_to_each_providers_ids():

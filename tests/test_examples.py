@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -147,3 +148,18 @@ def test_receipt_fields_asks_again_when_an_answer_breaks_the_schema(tmp_path, ru
     assert proc.returncode == 0, proc.stderr
     (doc,) = [json.loads(line) for line in (tmp_path / "receipts.jsonl").read_text().splitlines()]
     assert doc["output"] == RECEIPT and doc["attempts"] == 2 and len(server.requests) == 2
+
+
+def test_no_doc_offers_a_server_that_cannot_run_llama_3_2_vision():
+    # ../shared/providers.md: llama.cpp's server never supported mllama; LM Studio is no
+    # route either. A paragraph may name them only to say so.
+    docs = [ROOT / "README.md", *(ROOT / "examples").glob("*.md"), *(ROOT / "examples").glob("*.sh"),
+            *(ROOT / "docs").glob("*.md")]
+    offered = []
+    for doc in docs:
+        for paragraph in re.split(r"\n\s*\n", doc.read_text(encoding="utf-8")):
+            low = " ".join(paragraph.lower().split())
+            said_no = re.search(r"\b(never|not|cannot|no|unsupported|removed)\b", low)
+            if ("llama.cpp" in low or "lm studio" in low) and not said_no:
+                offered.append(f"{doc.relative_to(ROOT)}: {low[:120]}")
+    assert offered == []

@@ -72,6 +72,7 @@ def test_every_command_help_shows_an_example(path):
     assert f"llamavis {' '.join(path)}".strip() in result.output.split("Example", 1)[-1]
 
 
+@pytest.mark.layout
 @pytest.mark.parametrize(("args", "golden"), [
     ([], "help.txt"),
     (["caption"], "caption_help.txt"),

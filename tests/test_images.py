@@ -157,6 +157,71 @@ def test_palette_png_with_transparent_index_is_flattened():
     assert close(decode(out.data).getpixel((5, 5)), WHITE)
 
 
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def cmyk_profile(corners: list[tuple[float, float, float]]) -> bytes:
+    """A CMYK press profile (ICC v2: an A2B0 lut16 to Lab) whose 16 corner colours are the
+    Lab triples given, indexed c*8 + m*4 + y*2 + k; lcms interpolates between them."""
+    clut = b"".join(struct.pack(">3H", round(L * 652.8), round((a + 128) * 256),
+                                round((b + 128) * 256)) for L, a, b in corners)
+    ends = [0, 65535]  # identity input and output curves
+    a2b0 = (b"mft2" + b"\0" * 4 + bytes([4, 3, 2, 0])
+            + b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+            + struct.pack(">HH", 2, 2) + struct.pack(">8H", *ends * 4) + clut
+            + struct.pack(">6H", *ends * 3))
+    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    name = b"test press\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(name)) + name + b"\0" * 78
+    tags = [(b"A2B0", a2b0), (b"wtpt", b"XYZ " + b"\0" * 4 + d50), (b"desc", desc),
+            (b"cprt", b"text" + b"\0" * 4 + b"none\0")]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"lcms" + struct.pack(">I", 0x02100000)
+              + b"prtrCMYKLab " + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    from PIL import ImageCms
+
+    srgb, lab_profile = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    pixel = ImageCms.profileToProfile(Image.new("RGB", (1, 1), rgb), srgb, lab_profile,
+                                      outputMode="LAB").getpixel((0, 0))
+    return pixel[0] * 100 / 255, pixel[1] - 128, pixel[2] - 128
+
+
+ORANGE = (230, 120, 20)
+
+
+def orange_cyan_profile() -> bytes:
+    """A press whose cyan ink is orange; every other corner as the plain formula has it."""
+    corners = []
+    for i in range(16):
+        c, m, y, k = (i >> 3) & 1, (i >> 2) & 1, (i >> 1) & 1, i & 1
+        corners.append(lab(tuple(round(255 * (1 - v) * (1 - k)) for v in (c, m, y))))
+    corners[8] = lab(ORANGE)
+    return cmyk_profile(corners)
+
+
+def test_cmyk_with_an_icc_profile_is_converted_through_that_profile():
+    data = encode(Image.new("CMYK", (64, 64), (255, 0, 0, 0)), "JPEG",
+                  icc_profile=orange_cyan_profile())
+    out = decode(prepare_image(data, source="print.jpg").data)
+    assert close(out.getpixel((10, 10)), ORANGE, tol=12)  # the formula would give cyan
+
+
+def test_cmyk_with_a_broken_icc_profile_falls_back_to_the_formula():
+    data = encode(Image.new("CMYK", (64, 64), (0, 255, 255, 0)), "JPEG",
+                  icc_profile=b"not a profile")
+    out = decode(prepare_image(data, source="print.jpg").data)
+    assert close(out.getpixel((10, 10)), (255, 0, 0), tol=24)
+
+
 def test_cmyk_jpeg_is_sent_as_rgb():
     data = encode(Image.new("CMYK", (64, 64), (0, 255, 255, 0)), "JPEG")
     out = prepare_image(data, source="print.jpg")
@@ -241,6 +306,26 @@ def test_heic_without_the_extra_says_what_to_install(monkeypatch):
             prepare_image(heic, source="IMG_0002.HEIC")
     finally:
         images._heif_available.cache_clear()
+
+
+def _pillow_reads_avif() -> bool:
+    from PIL import features
+
+    return "avif" in features.get_supported_modules()
+
+
+@pytest.mark.skipif(not _pillow_reads_avif(), reason="AVIF needs Pillow 11.3 or later")
+def test_avif_is_decoded_and_sent_as_jpeg():
+    data = encode(Image.new("RGB", (64, 48), RED), "AVIF")
+    out = prepare_image(data, source="photo.avif")
+    assert out.mime == "image/jpeg" and close(decode(out.data).getpixel((30, 20)), RED, tol=30)
+
+
+def test_avif_where_pillow_cannot_read_it_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(images, "_avif_available", lambda: False)
+    avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf" + b"\0" * 64
+    with pytest.raises(ImageError, match=r"photo\.avif: AVIF needs Pillow 11\.3 or later"):
+        prepare_image(avif, source="photo.avif")
 
 
 # --- encoding ---------------------------------------------------------------------------

@@ -122,18 +122,26 @@ def test_connection_error_retried(router, sleeps):
     assert run(sleeps).text == "fine" and len(sleeps) == 1
 
 
-def test_connection_closed_before_answering_is_resent_once_at_once(router, sleeps):
+def test_connection_closed_before_answering_is_a_retry_sent_at_once(router, sleeps):
     gone = httpx.RemoteProtocolError("Server disconnected without sending a response.")
     route = router.post(CHAT).mock(side_effect=[gone, httpx.Response(200, json=OK)])
-    assert run(sleeps, max_retries=0).text == "fine"
-    assert route.call_count == 2 and sleeps == []
+    assert run(sleeps, max_retries=1).text == "fine"
+    assert route.call_count == 2 and sleeps == [0.0]  # no backoff: a stale connection
 
 
-def test_connection_closed_twice_is_a_network_error(router, sleeps):
+def test_max_retries_0_sends_a_request_once_even_when_the_connection_was_closed(router, sleeps):
+    gone = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    route = router.post(CHAT).mock(side_effect=[gone, httpx.Response(200, json=OK)])
+    with pytest.raises(NetworkError, match="closed the connection before answering"):
+        run(sleeps, max_retries=0)
+    assert route.call_count == 1 and sleeps == []
+
+
+def test_connection_closed_every_time_is_a_network_error_after_the_retries(router, sleeps):
     route = router.post(CHAT).mock(side_effect=httpx.ReadError(""))
     with pytest.raises(NetworkError):
-        run(sleeps, max_retries=0)
-    assert route.call_count == 2 and sleeps == []
+        run(sleeps, max_retries=2)
+    assert route.call_count == 3 and sleeps == [0.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -303,3 +311,53 @@ def test_client_429_halves_the_limiter(router, sleeps):
     )
     run(sleeps, limiter=limiter)
     assert limiter.current == 2 and limiter.in_flight == 0 and sleeps == [1.0]
+
+
+# -- a provider's error inside a 200 answer is retried as the same error outside it -----------
+
+RATE_LIMIT = {"code": 429, "message": "Rate limit exceeded: free-models-per-min.",
+              "metadata": {"headers": {"X-RateLimit-Reset": str(int(NOW * 1000) + 12_500)}}}
+EVENTS = {"content-type": "text/event-stream"}
+
+
+def error_stream(error: dict, *, closed: bool) -> httpx.Response:
+    """A 200 stream that starts answering, then ends with an error chunk (OpenRouter's shape);
+    ``closed=False``: the server hangs up right after the chunk's data line."""
+    last = {"error": error, "choices": [{"delta": {"content": ""}, "finish_reason": "error"}]}
+    body = sse(piece("A pho")) + f"data: {json.dumps(last)}\n".encode() + (b"\n" if closed else b"")
+    return httpx.Response(200, headers=EVENTS, content=body)
+
+
+def error_answer(error: dict) -> httpx.Response:
+    """The same error in a 200 answer that is not streamed."""
+    return httpx.Response(200, json={"error": error, "choices": [
+        {"message": {"content": ""}, "finish_reason": "error"}]})
+
+
+@pytest.mark.parametrize("how", ["http-429", "200-json", "stream", "stream-left-open"])
+def test_a_rate_limit_inside_an_answer_waits_as_a_429_would(router, sleeps, how):
+    first = {"http-429": httpx.Response(429, json={"error": RATE_LIMIT}),
+             "200-json": error_answer(RATE_LIMIT),
+             "stream": error_stream(RATE_LIMIT, closed=True),
+             "stream-left-open": error_stream(RATE_LIMIT, closed=False)}[how]
+    streamed = how.startswith("stream")
+    then = (httpx.Response(200, headers=EVENTS, content=sse(piece("A photo."), piece(finish="stop")))
+            if streamed else httpx.Response(200, json=OK))
+    route = router.post(CHAT).mock(side_effect=[first, then])
+    limiter = AdaptiveLimiter(4)
+    assert run(sleeps, stream=streamed, limiter=limiter).text in ("A photo.", "fine")
+    assert route.call_count == 2 and sleeps == [pytest.approx(12.5)]
+    assert limiter.current == 2  # halved, as for any 429
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "left-open"])
+def test_a_provider_error_inside_a_stream_ends_with_its_words_after_the_retries(
+        router, sleeps, closed):
+    error = {"code": "server_error", "message": "Provider disconnected unexpectedly",
+             "metadata": {"provider_name": "Lambda"}}
+    route = router.post(CHAT).mock(side_effect=lambda request: error_stream(error, closed=closed))
+    with pytest.raises(ProviderError) as info:
+        run(sleeps, stream=True, max_retries=1)
+    assert info.value.kind == "provider"
+    assert "Provider disconnected unexpectedly" in str(info.value) and "Lambda" in str(info.value)
+    assert route.call_count == 2 and len(sleeps) == 1

@@ -170,6 +170,11 @@ def test_directory_gives_its_images_sorted_and_notes_the_rest(tmp_path):
     assert "--recursive" in reasons["sub"]
 
 
+def test_a_directory_gives_its_avif_and_heic_files_too(tmp_path):
+    touch(tmp_path, "a.avif", "b.AVIF", "c.heic", "d.txt")
+    assert listed(tmp_path) == ["a.avif", "b.AVIF", "c.heic"]
+
+
 def test_recursive_descends_in_name_order(tmp_path):
     touch(tmp_path, "a.jpg", "m/b.jpg", "m/n/c.webp", "z.gif", "m/skip.txt", ".cache/x.jpg")
     assert listed(tmp_path, recursive=True) == [

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from llamavis.backends.sse import ChatStream, LineDecoder, ServerSentEvent, SSEDecoder
-from llamavis.errors import ProviderError
+from llamavis.errors import ProviderError, RateLimited
 
 
 def decode(*chunks: bytes) -> list[ServerSentEvent]:
@@ -102,8 +102,11 @@ def test_event_and_id_fields_are_kept():
     assert (event.event, event.id, event.data) == ("error", "7", "{}")
 
 
-def test_unterminated_event_at_eof_is_dropped():
-    assert data(*decode(b"data: a\n\ndata: b\n")) == ["a"]
+def test_an_event_left_open_at_eof_is_handed_on_marked_open():
+    events = decode(b"data: a\n\ndata: b\n")
+    assert [(e.data, e.closed) for e in events] == [("a", True), ("b", False)]
+    assert [(e.data, e.closed) for e in decode(b"data: a\n\ndata: {\"x\": 1}")] == [
+        ("a", True), ('{"x": 1}', False)]
 
 
 def test_line_decoder_returns_last_unterminated_line_on_close():
@@ -126,6 +129,57 @@ def test_error_chunk_inside_200_raises_with_providers_message():
         assemble(chunk("partial"), frame(error))
     assert "Upstream provider disconnected" in str(info.value)
     assert info.value.retryable
+
+
+OPENROUTER_RATE_LIMIT = {  # what OpenRouter sends when a rate limit is hit mid-stream
+    "id": "gen-1", "object": "chat.completion.chunk", "provider": "Lambda",
+    "error": {"code": 429, "message": "Rate limit exceeded: try again shortly",
+              "metadata": {"provider_name": "Lambda"}},
+    "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+}
+
+
+@pytest.mark.parametrize("ending", [b"\n\n", b"\n", b""], ids=["closed", "no-blank-line", "no-eol"])
+def test_an_error_chunk_that_ends_the_stream_raises_the_providers_error_however_it_ends(ending):
+    last = f"data: {json.dumps(OPENROUTER_RATE_LIMIT)}".encode() + ending
+    with pytest.raises(RateLimited) as info:
+        assemble(b": OPENROUTER PROCESSING\n\n", chunk("A pho"), last)
+    assert "Rate limit exceeded: try again shortly" in str(info.value) and "Lambda" in str(info.value)
+    assert info.value.kind == "rate_limited" and info.value.retryable
+
+
+def test_a_chunk_cut_mid_json_at_eof_leaves_the_stream_incomplete_not_an_error():
+    stream = assemble(chunk("A pho"), b'data: {"choices": [{"delta": {"content": "to')
+    assert not stream.complete and stream.text == "A pho"
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    ({"code": "server_error", "message": "Provider disconnected unexpectedly"}, "provider"),
+    ({"code": 502, "message": "Upstream provider disconnected"}, "provider"),
+    ({"code": "429", "message": "Too many requests"}, "rate_limited"),
+    ({"code": "server_error", "message": "Upstream rate limit exceeded"}, "rate_limited"),
+    ({"message": "Provider returned error", "metadata": {"error_type": "rate_limit_exceeded"}},
+     "rate_limited"),
+    ({"code": 504, "message": "upstream timed out"}, "timeout"),
+], ids=["named-code", "502", "429-string", "words", "metadata-type", "504"])
+def test_an_error_chunk_is_classed_by_its_code_or_words(error, kind):
+    body = {"error": error, "choices": [{"delta": {"content": ""}, "finish_reason": "error"}]}
+    with pytest.raises(ProviderError) as info:
+        assemble(chunk("partial"), frame(body))
+    assert info.value.kind == kind and info.value.retryable
+    assert error["message"] in str(info.value)
+
+
+def test_a_rate_limit_chunk_carries_the_wait_the_provider_asks_for():
+    reset_ms = 1_700_000_030_000  # X-RateLimit-Reset: epoch milliseconds, 30 s after "now"
+    error = {"code": 429, "message": "Rate limit exceeded: free-models-per-min",
+             "metadata": {"headers": {"X-RateLimit-Reset": str(reset_ms)}}}
+    stream, decoder = ChatStream("openrouter", now=lambda: 1_700_000_000.0), SSEDecoder()
+    with pytest.raises(RateLimited) as info:
+        for event in decoder.feed(frame({"error": error, "choices": []})):
+            stream.feed(event)
+    assert info.value.retry_after == pytest.approx(30.0)
+    assert "wait 30 s" in str(info.value)
 
 
 def test_finish_reason_error_without_top_level_error_raises():

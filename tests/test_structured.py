@@ -481,3 +481,78 @@ def test_what_a_content_filter_cut_short_is_added_to_the_usage_paid_before():
     with pytest.raises(RefusedError) as caught:
         asyncio.run(resolve(ask, [], spec, max_retries=2))
     assert caught.value.attempts == 2 and caught.value.usage == Usage(200, 6, None)
+
+
+# --- classes that start with words the matcher treats as noise -------------------------------
+
+NOISY = [
+    (["class-a", "class-b"], "class-b", "class-b"),  # Roboflow's own example class names
+    (["class-a", "class-b"], "Class-A", "class-a"),
+    (["class-a", "class-b"], "class-b, because of the stripes", "class-b"),
+    (["class-a", "class-b"], "Class: class-b", "class-b"),
+    (["class-a", "class-b"], "The answer is class-a.", "class-a"),
+    (["class-a", "class-b"], '{"class": "class-b"}', "class-b"),
+    (["label-1", "label-2"], "label-2", "label-2"),
+    (["label-1", "label-2"], "Label: label-1", "label-1"),
+    (["answer-yes", "answer-no"], "answer-no", "answer-no"),
+    (["category-x", "category-y"], "category-y", "category-y"),
+    (["prediction-high", "prediction-low"], "prediction-low", "prediction-low"),
+    (["the-beatles", "the-who"], "The Who", "the-who"),
+    (["the answer", "a question"], "the answer", "the answer"),
+    (["the answer", "a question"], "a question", "a question"),
+    (["final-cut", "draft"], "final-cut", "final-cut"),
+    (["a", "b"], "b", "b"),  # noise words are still stripped before a class: "Class: b"
+    (["a", "b"], "Class: b", "b"),
+    (["dog", "cat"], "Answer: dog", "dog"),
+]
+
+
+@pytest.mark.parametrize(("classes", "answer", "expected"), NOISY,
+                         ids=[f"{c[0]}:{a}" for c, a, _ in NOISY])
+def test_an_answer_equal_to_a_class_is_that_class_whatever_word_it_starts_with(
+        classes, answer, expected):
+    assert match_class(answer, classes) == expected
+    assert ClassSpec(classes).check(answer).value == expected
+
+
+def test_classify_class_a_class_b_answers_at_the_first_attempt():
+    result = run(FakeAsk("class-b"), ClassSpec(["class-a", "class-b"]))
+    assert result.value == "class-b" and result.attempts == 1
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("class-a, class-b", ["class-a", "class-b"]),
+    ("class-b", ["class-b"]),
+    ("- class-b\n- class-a", ["class-a", "class-b"]),
+])
+def test_multi_classify_keeps_classes_that_start_with_a_noise_word(answer, expected):
+    check = MultiClassSpec(["class-a", "class-b", "class-c"]).check(answer)
+    assert check.ok and check.value == expected
+
+
+LETTERS = ["A", "B", "C"]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("B", "B"),
+    ("a", "A"),
+    ("**A**", "A"),
+    ("It is a B.", "B"),
+    ("This is a photo of class C", "C"),
+    ("A photo of a B.", "B"),
+    ("I think it's C.", "C"),
+    ("The answer is A.", "A"),
+    ("Option A, clearly.", "A"),
+    ("A", "A"),
+])
+def test_one_letter_classes_do_not_collide_with_the_article_a(answer, expected):
+    assert match_class(answer, LETTERS) == expected
+
+
+def test_one_letter_classes_named_together_are_still_ambiguous():
+    assert match_class("A or B", LETTERS) is None
+
+
+def test_multi_classify_one_letter_classes_beside_the_article():
+    check = MultiClassSpec(LETTERS).check("There is a B and a C.")
+    assert check.ok and check.value == ["B", "C"]

@@ -58,8 +58,14 @@ class PtyRun:
 
 def run_on_pty(*args: str, cols: int = 80, rows: int = 24, env: dict[str, str] | None = None,
                stdout_tty: bool = True, stderr_tty: bool = True, watch: tuple[bytes, ...] = (),
-               timeout: float = 60) -> PtyRun:
-    """Run llamavis with stdout and/or stderr on a fresh pty; read it until the command ends."""
+               release: dict[bytes, threading.Event] | None = None, timeout: float = 300) -> PtyRun:
+    """Run llamavis with stdout and/or stderr on a fresh pty; read it until the command ends.
+
+    ``release`` sets each event once its marker has been read: a server holding its answer
+    on that event (Reply.hold) then goes on in lock-step with what the terminal shows.
+    """
+    release = release or {}
+    watch = (*watch, *release)
     full_env = {**os.environ, "TERM": "xterm", "COLUMNS": str(cols), "LINES": str(rows)}
     full_env.pop("NO_COLOR", None)
     full_env.update(env or {})
@@ -93,6 +99,8 @@ def run_on_pty(*args: str, cols: int = 80, rows: int = 24, env: dict[str, str] |
             reading[fd] += data
             now = time.monotonic()
             seen.update({m: now for m in watch if m not in seen and m in reading[fd]})
+            for marker in seen.keys() & release.keys():
+                release[marker].set()
     os.close(master)
     returncode = proc.wait(timeout=timeout)
     return PtyRun(
@@ -110,17 +118,17 @@ def caption_on_pty(server: FakeServer, *extra: str, task: str = "caption", **kw)
 # -- one answer, live ----------------------------------------------------------------
 
 
-def test_first_words_appear_well_before_a_slow_answer_finishes():
-    with FakeServer(Reply(text=WORDS, chunk_delay=0.05)) as server:
-        run = caption_on_pty(server, watch=(b"word0", b"asking"))
+def test_first_words_appear_before_the_rest_of_the_answer_is_sent():
+    # The server sends the role and the first word, then waits until the terminal shows
+    # that word: an answer shown only once complete would never release it (held_out).
+    shown = threading.Event()
+    with FakeServer(Reply(text=WORDS, hold=shown, hold_after=2)) as server:
+        run = caption_on_pty(server, release={b"word0": shown})
     assert run.returncode == 0, run.tty.decode(errors="replace")
     assert server.requests[0]["stream"] is True
-    first_word, last_chunk = run.seen[b"word0"], server.last_chunk_at
-    streaming_s = last_chunk - server.first_chunk_at
-    assert streaming_s > 0.9  # 20 words, 50 ms apart
-    # The first word is on the screen while most of the answer is still to come.
-    assert last_chunk - first_word > streaming_s / 2, (first_word, server.first_chunk_at, last_chunk)
-    assert run.seen[b"asking"] < first_word  # a spinner until the first token
+    assert server.held_out == 0  # word0 was on the screen while word1..19 were not yet sent
+    assert run.tty.index(b"asking") < run.tty.index(b"word0")  # a spinner until the first token
+    assert " ".join(run.screen(80, 24)) == WORDS
 
 
 def test_streamed_answer_is_on_the_final_screen_once():
@@ -176,10 +184,11 @@ def test_a_stream_that_fails_for_good_is_not_left_looking_like_the_answer(env):
 
 
 def test_a_class_waits_under_a_spinner_then_prints_once():
-    with FakeServer(Reply(text="Outdoor", delay=0.3)) as server:
+    spinning = threading.Event()  # the answer is held until the spinner shows
+    with FakeServer(Reply(text="Outdoor", hold=spinning)) as server:
         run = run_on_pty("classify", SHAPES, "-c", "indoor,outdoor", "--base-url", server.url,
-                         *LOCAL, watch=(b"asking",))
-    assert run.returncode == 0 and b"asking" in run.seen
+                         *LOCAL, release={b"asking": spinning})
+    assert run.returncode == 0 and server.held_out == 0
     assert run.screen(80, 24) == ["outdoor"]
 
 
@@ -211,12 +220,13 @@ def test_no_stream_asks_for_the_whole_answer_and_prints_it_once():
 
 @pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}], ids=["NO_COLOR", "TERM=dumb"])
 def test_no_color_and_dumb_terminal_stream_plain_text(env):
-    with FakeServer(Reply(text="A **red** ball.\n\n" + WORDS, chunk_delay=0.02)) as server:
-        run = caption_on_pty(server, env=env, watch=(b"A **red**",))
+    shown = threading.Event()  # the rest is sent once "A **red**" is on the terminal
+    with FakeServer(Reply(text="A **red** ball.\n\n" + WORDS, hold=shown, hold_after=3)) as server:
+        run = caption_on_pty(server, env=env, release={b"A **red**": shown})
     assert run.returncode == 0
     assert b"\x1b" not in run.tty  # not one escape sequence: no colour, no cursor moves
     assert run.tty.replace(b"\r\n", b"\n") == f"A **red** ball.\n\n{WORDS}\n".encode()
-    assert run.seen[b"A **red**"] < server.last_chunk_at  # still streamed as it came
+    assert server.held_out == 0  # still streamed as it came
 
 
 def test_an_empty_no_color_does_not_turn_colour_off():
@@ -233,7 +243,7 @@ def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
 
     def reply(body):
         if answered:  # the second image waits until the test has read the first line
-            assert release.wait(10)
+            assert release.wait(120)
         answered.append(1)
         return "a red ball"
 
@@ -244,10 +254,10 @@ def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             env={**os.environ, "TERM": "xterm"},
         )
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
         first = proc.stdout.readline() if ready else b""
         release.set()
-        rest, err = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=120)
     assert first == f"{SHAPES}\ta red ball\n".encode()  # before the second image was answered
     assert rest.endswith(b"sign.png\ta red ball\n") and b"\x1b" not in first + rest + err
 
@@ -302,12 +312,12 @@ def test_a_piped_path_list_streams_in_while_the_bar_shows_on_the_terminal():
         drain.start()
         proc.stdin.write(f"{SHAPES}\n{SHAPES}\n".encode())  # two: the output is JSONL lines
         proc.stdin.flush()
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
         first = proc.stdout.readline() if ready else b""
         proc.stdin.write(f"{SHAPES}\n".encode())  # the rest of the list, only now
         proc.stdin.close()
         rest = proc.stdout.read()
-        code = proc.wait(timeout=30)
+        code = proc.wait(timeout=120)
         drain.join(10)
     assert first and json.loads(first)["output"] == "a red ball"  # before the list had ended
     assert code == 0 and len(rest.splitlines()) == 2

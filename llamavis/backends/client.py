@@ -192,7 +192,7 @@ class ChatClient:
         dripping bytes or keep-alive comments would otherwise hold a request forever."""
         try:
             return await asyncio.wait_for(work, self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ProviderTimeout(
                 f"{self.spec.name} did not finish answering within {self.timeout:g} s",
                 provider=self.spec.name,
@@ -232,12 +232,17 @@ class ChatClient:
     async def _send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         try:
             return await http.send(request, stream=True)
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            # A kept-alive connection the server has closed (transformers serve closes
-            # it after a 500) fails the next request before any answer: resend once, at
-            # once, without spending one of the user's retries on our connection reuse.
-            self._log("the server closed the connection before answering; sending again")
-            return await http.send(request, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # Most often a kept-alive connection the server had closed (transformers serve
+            # closes it after a 500), but the request may also have reached a server that
+            # then died: it is a retry like any other, so --max-retries 0 sends it once
+            # only. It is sent again at once, though: waiting would not help a stale
+            # connection, and the next request opens a fresh one.
+            error = NetworkError(
+                f"{self.spec.name} closed the connection before answering: {_describe(exc)}"
+            )
+            error.retry_after = 0.0  # read by RetryPolicy.delay: no backoff
+            raise error from exc
 
     async def _read_stream(
         self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
@@ -252,7 +257,7 @@ class ChatClient:
                         event = await asyncio.wait_for(anext(events), AFTER_FINISH_S)
                     else:
                         event = await anext(events)
-                except (StopAsyncIteration, asyncio.TimeoutError):
+                except (TimeoutError, StopAsyncIteration):
                     break
                 piece = stream.feed(event)
                 if piece and on_delta is not None:
@@ -265,11 +270,11 @@ class ChatClient:
 
     def _new_stream(self) -> Any:
         """The assembler of this wire's stream events (ChatStream's face)."""
-        return ChatStream(self.spec.name)
+        return ChatStream(self.spec.name, now=self._wall_clock)
 
     def _read_json(self, body: bytes, payload: dict) -> Completion:
         self._log_body(body)
-        return completion_from_body(body, self.spec, payload)
+        return completion_from_body(body, self.spec, payload, now=self._wall_clock())
 
     def _models_url(self) -> str:
         return self.url("models")

@@ -48,6 +48,7 @@ _AUTH_WORDS = re.compile(
     re.I,
 )
 _NOT_AUTH_WORDS = re.compile(r"model[ _]access|access to (this|the) model|verif|region", re.I)
+_RATE_LIMIT_WORDS = re.compile(r"rate[ _-]?limit|too[ _]many[ _]requests", re.I)
 _MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended",
                 "5007", "3042"}  # the last two: Workers AI "No such model", "invalid model"
 _NOT_SERVED = re.compile(
@@ -85,7 +86,7 @@ def error_from_response(
         return RefusedError(
             message, raw=info.flagged, hint="the provider's moderation refused the input"
         )
-    return _class_for(status)(
+    return _class_for(status, info)(
         message,
         hint=_hint(status, info, retry_after),
         retry_after=retry_after,
@@ -94,8 +95,30 @@ def error_from_response(
     )
 
 
-def error_from_chunk(chunk: Mapping[str, Any], provider: str) -> ProviderError:
-    """The exception for an error inside a 200 answer (mid-stream, or finish_reason "error")."""
+def in_band_error(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The error a 200 answer or stream chunk carries, as a body for error_from_chunk.
+
+    A top-level ``error`` (OpenRouter mid-stream, with ``finish_reason: "error"`` beside
+    it; TGI), old vLLM's flat ``{"object": "error"}``, or a choice that finished with
+    ``"error"`` and may carry its own ``error`` (OpenRouter, not streamed).
+    """
+    if chunk.get("error") or chunk.get("object") == "error":
+        return chunk
+    choices = chunk.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if isinstance(choice, dict) and choice.get("finish_reason") == "error":
+        return {"error": choice.get("error") or {}}
+    return None
+
+
+def error_from_chunk(
+    chunk: Mapping[str, Any], provider: str, *, now: float | None = None
+) -> ProviderError:
+    """The exception for an error inside a 200 answer (mid-stream, or finish_reason "error").
+
+    Classed and retried as the same error answered with an HTTP status would be: a code
+    429, or words that say rate limit, is RateLimited, waiting as long as it asks.
+    """
     info = _ErrorInfo(chunk)
     code = info.code
     status = _status_code(code)
@@ -104,11 +127,19 @@ def error_from_chunk(chunk: Mapping[str, Any], provider: str) -> ProviderError:
     else:  # a named or missing code: a provider failure after generation began, unless
         # the code or type says the request itself was wrong (OpenAI type, TGI error_type)
         retryable = not re.search(r"invalid|bad_request|validation|moderation|policy", info.kind, re.I)
+    cls = _class_for(status, info)
+    retry_after = retry_after_from(None, info.metadata_headers, info.retry_after, now=now)
     message = f"{provider} error during the answer: {info.message or 'no message given'}"
     if code is not None and str(code) not in message:
         message += f" (code {code})"
-    return _class_for(status)(
-        message, status=status, provider=provider, retryable=retryable, body=dict(chunk)
+    return cls(
+        message,
+        hint=_hint(429, info, retry_after) if cls is RateLimited else None,
+        status=status,
+        provider=provider,
+        retryable=retryable or cls is RateLimited,
+        retry_after=retry_after,
+        body=dict(chunk),
     )
 
 
@@ -124,8 +155,10 @@ def retryable_status(status: int) -> bool:
     return status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
 
 
-def _class_for(status: int | None) -> type[ProviderError]:
-    if status == 429:
+def _class_for(status: int | None, info: _ErrorInfo | None = None) -> type[ProviderError]:
+    """429, or a transient failure whose code, type or message says rate limit."""
+    said = info is not None and info.rate_limited
+    if status == 429 or (said and (status is None or retryable_status(status))):
         return RateLimited
     return ProviderTimeout if status in (408, 504) else ProviderError
 
@@ -186,9 +219,11 @@ class _ErrorInfo:
                 self.err.get("error_type"),
                 top.get("error_type"),
                 top.get("reason"),
+                self.meta.get("error_type"),
             )
             if v
         )
+        self.rate_limited = bool(_RATE_LIMIT_WORDS.search(f"{self.kind} {self.message}"))
         self.moderation = bool(self.meta.get("reasons") or self.meta.get("flagged_input")) or bool(
             re.search(r"moderat|flagged|guardrail", self.kind, re.I)
         )

@@ -14,26 +14,27 @@ from typing import Any
 
 from ..errors import NetworkError, ProviderError, RefusedError
 from ..types import Completion
-from .errors import error_from_chunk, one_line
+from .errors import error_from_chunk, in_band_error, one_line
 from .payload import count_images, usage_from
 from .providers import ProviderSpec
 from .sse import ChatStream, ServerSentEvent
 
 
-def completion_from_body(body: bytes, spec: ProviderSpec, payload: dict) -> Completion:
-    """The answer in a non-streamed chat-completions response body."""
+def completion_from_body(
+    body: bytes, spec: ProviderSpec, payload: dict, *, now: float | None = None
+) -> Completion:
+    """The answer in a non-streamed chat-completions response body (``now``: the wall
+    clock, for an X-RateLimit-Reset inside an in-band error)."""
     data = json_body(body, spec)
     if not isinstance(data, dict):
         raise bad_body(body, spec)
-    if data.get("error") and not data.get("choices"):
-        raise error_from_chunk(data, spec.name)
+    if (error := in_band_error(data)) is not None:
+        raise error_from_chunk(error, spec.name, now=now)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ProviderError(f"{spec.name} answered without any choices", provider=spec.name,
                             body=data)
     choice = choices[0]
-    if choice.get("finish_reason") == "error":
-        raise error_from_chunk({"error": choice.get("error") or {}}, spec.name)
     message = choice.get("message")
     content = message.get("content") if isinstance(message, dict) else None
     return completion(spec, payload, text=content_text(content),

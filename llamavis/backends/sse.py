@@ -6,7 +6,10 @@ Each layer is incremental: input may be split anywhere (mid-line, mid-CRLF, mid-
 character). Framing follows the WHATWG server-sent events spec: lines end in CRLF, LF or
 a lone CR; lines starting with ``:`` are comments (OpenRouter's ``: OPENROUTER
 PROCESSING`` keep-alives); several ``data:`` lines join with ``\\n``; a blank line
-dispatches the event; an event not closed by a blank line at end of stream is dropped.
+dispatches the event. The spec drops an event that no blank line closed before the stream
+ended; here it is handed on marked ``closed=False``, because a server that ends a stream
+with an error often closes the connection right after the error's ``data:`` line, and
+ChatStream keeps such an event when its data is a whole JSON object (a cut one is not).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterable
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProviderError
-from .errors import error_from_chunk
+from .errors import error_from_chunk, in_band_error
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -31,6 +35,7 @@ class ServerSentEvent:
     data: str
     event: str | None = None
     id: str | None = None
+    closed: bool = True  # False: the stream ended before a blank line closed the event
 
 
 class LineDecoder:
@@ -88,12 +93,16 @@ class EventDecoder:
             self._last_id = value
         return None  # "retry" and unknown fields are ignored
 
-    def _dispatch(self) -> ServerSentEvent | None:
+    def flush(self) -> ServerSentEvent | None:
+        """The event still open when the stream ended (no blank line closed it), if any."""
+        return self._dispatch(closed=False)
+
+    def _dispatch(self, closed: bool = True) -> ServerSentEvent | None:
         data, event = self._data, self._event
         self._data, self._event = [], None
         if not data:
             return None
-        return ServerSentEvent("\n".join(data), event or None, self._last_id)
+        return ServerSentEvent("\n".join(data), event or None, self._last_id, closed)
 
 
 class SSEDecoder:
@@ -108,8 +117,10 @@ class SSEDecoder:
         return self._collect(self._lines.feed(data))
 
     def close(self) -> list[ServerSentEvent]:
-        """Events completed by the final bytes; an unterminated event is dropped (per spec)."""
-        return self._collect(self._lines.close())
+        """Events completed by the final bytes, then the one left open (``closed=False``)."""
+        events = self._collect(self._lines.close())
+        left_open = self._events.flush()
+        return [*events, left_open] if left_open is not None else events
 
     def _collect(self, lines: list[str]) -> list[ServerSentEvent]:
         events = (self._events.feed(line) for line in lines)
@@ -135,8 +146,9 @@ class ChatStream:
     ``choices: []``). An in-band error raises ProviderError.
     """
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, now: Callable[[], float] = time.time) -> None:
         self.provider = provider
+        self.now = now  # wall clock, for an X-RateLimit-Reset inside an error chunk
         self.parts: list[str] = []
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -157,10 +169,12 @@ class ChatStream:
         if event.data.strip() == "[DONE]":
             self.done = True
             return ""
+        if not event.closed and not _is_json_object(event.data):
+            return ""  # the stream was cut inside this event: it says nothing whole
         chunk = self._parse(event.data)
         # {"error": ...}; old vLLM's flat {"object": "error", "message": ...}; event: error
-        if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":
-            raise error_from_chunk(chunk, self.provider)
+        if (error := in_band_error(chunk)) is not None or event.event == "error":
+            raise error_from_chunk(error or chunk, self.provider, now=self.now())
         self.id = self.id or _str_or_none(chunk.get("id"))
         self.model = self.model or _str_or_none(chunk.get("model"))
         if isinstance(chunk.get("usage"), dict):
@@ -171,8 +185,6 @@ class ChatStream:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return ""
         choice = choices[0]
-        if choice.get("finish_reason") == "error":
-            raise error_from_chunk({"error": choice.get("error") or {}}, self.provider)
         if choice.get("finish_reason"):
             self.finish_reason = str(choice["finish_reason"])
         delta = choice.get("delta") or {}
@@ -194,6 +206,13 @@ class ChatStream:
                 retryable=True,
             )
         return chunk
+
+
+def _is_json_object(data: str) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def _str_or_none(value: Any) -> str | None:

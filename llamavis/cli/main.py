@@ -72,10 +72,18 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _parser_error() -> type[Exception]:
+    """The class of the parser's usage errors, by public names only.
+
+    It is click's ClickException, the documented base of ``typer.BadParameter``; typer
+    < 0.26 runs on the click package, later typer on a copy of click of its own, so the
+    class is taken from typer's public BadParameter rather than imported from either.
+    """
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point of the console script: run the app, map exceptions to exit codes."""
-    from typer._click import exceptions as click_exc
-
     argv = sys.argv[1:] if argv is None else argv
     _reopen_closed_streams()
     if hasattr(sys.stdout, "reconfigure"):
@@ -86,8 +94,8 @@ def run(argv: list[str] | None = None) -> int:
         code = int(rv) if isinstance(rv, int) else ExitCode.OK
     except typer.Exit as exc:
         code = exc.exit_code
-    except click_exc.ClickException as exc:  # usage errors from the parser
-        exc.show(file=sys.stderr)
+    except _parser_error() as exc:  # usage errors from the parser
+        exc.show(file=sys.stderr)  # type: ignore[attr-defined]
         code = ExitCode.USAGE
     except (KeyboardInterrupt, typer.Abort):
         code = _fail("interrupted", ExitCode.INTERRUPTED)

@@ -6,9 +6,9 @@ gets plain text and nothing else. Rich is imported only when a terminal needs it
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
+import threading
 from typing import IO, Any, cast
 
 from ..types import Result
@@ -58,7 +58,7 @@ class SkipNotes:
 
 def error_line(image: str, error: dict[str, str]) -> None:
     """One line per failed image: what happened to which file, and its error kind."""
-    from ..sources import shown
+    from ..urls import shown
 
     masked = shown(image)  # never a password in a URL
     message = str(error.get("message", "")).replace(image, masked)
@@ -208,9 +208,21 @@ class Progress:
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), TextColumn("[red]{task.fields[failed]}"),
             console=Console(file=sys.stderr), transient=False, redirect_stdout=False,
+            auto_refresh=False,  # redrawn by our own thread, under our lock: see above()
         )
         self.task_id = self.bar.add_task("images", total=total, rate="", failed="")
+        self._drawing = threading.Lock()
+        self._stopped = threading.Event()
+        self._redraws = threading.Thread(target=self._redraw, name="progress", daemon=True)
         self.bar.start()
+        self._redraws.start()
+
+    def _redraw(self) -> None:
+        """Rich's own redraw thread would hold a lock that is private to rich: this one
+        holds ours, so that above() can keep a redraw from landing mid-line."""
+        while not self._stopped.wait(0.1):
+            with self._drawing:
+                self.bar.refresh()
 
     def update(self, event: Any) -> None:
         rate = event.done / event.elapsed if event.elapsed > 0 else 0.0
@@ -220,14 +232,14 @@ class Progress:
 
     def above(self, stream: Any, text: str) -> None:
         """Write whole lines to another stream on the same terminal, above the bar."""
-        live = self.bar.live
-        # Rich redraws from a thread under this lock; hold it so no redraw lands mid-line.
-        with getattr(live, "_lock", contextlib.nullcontext()):
+        with self._drawing:  # no redraw lands mid-line
             self.bar.console.file.write("\r\x1b[2K")  # the bar is one line: clear it
             self.bar.console.file.flush()
             stream.write(text)
             stream.flush()
-            live.refresh()
+            self.bar.refresh()
 
     def stop(self) -> None:
+        self._stopped.set()
+        self._redraws.join()
         self.bar.stop()

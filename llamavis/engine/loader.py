@@ -194,7 +194,7 @@ def _weights_estimate(ref: str, dtype: str, transformers: Any, torch: Any) -> in
     try:
         config = transformers.AutoConfig.from_pretrained(ref)
         with torch.device("meta"):
-            model = transformers.MllamaForConditionalGeneration._from_config(config)
+            model = transformers.MllamaForConditionalGeneration(config)  # public API
         return sum(p.numel() for p in model.parameters()) * _BYTES.get(dtype, 2)
     except Exception:  # noqa: BLE001 - a figure for an error message only
         return None
