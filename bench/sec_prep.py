@@ -1,4 +1,4 @@
-"""2. Image preparation: llamavis.images.prepare_image against a naive Pillow pipeline."""
+"""2. Image preparation: llamavis.images.prepare.prepare_image against a naive Pillow pipeline."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def naive(data: bytes) -> bytes:
 
 
 def llamavis_prepare(data: bytes, name: str) -> bytes:
-    from llamavis.images import prepare_image
+    from llamavis.images.prepare import prepare_image
 
     return prepare_image(data, source=name, purpose="photo").data
 

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ray.init(address=args.address, runtime_env={"env_vars": forwarded_env()})
     workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    from llamavis.images import ACCEPTED_EXTENSIONS
+    from llamavis.images.prepare import ACCEPTED_EXTENSIONS
 
     images = ray.data.read_binary_files(
         args.src_dir, include_paths=True,

@@ -7,7 +7,7 @@
     ...         print(result.image, result.output)
     >>> llamavis.analyze("photo.jpg", task="ocr").output  # one-shot
 
-The command line runs on the same core (llamavis.core). The API is importable without
+The command line runs on the same core (llamavis.run.session). The API is importable without
 the CLI; heavy modules (httpx, Pillow, pydantic) load on first use.
 """
 
@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .__about__ import __version__
+from llamavis.__about__ import __version__
 
 if TYPE_CHECKING:
-    from .api import Client, analyze, analyze_async, analyze_many
-    from .core import RunOptions
-    from .errors import (
+    from llamavis.api import (
+        Client,
+        analyze,
+        analyze_async,
+        analyze_many,
+    )
+    from llamavis.errors import (
         AuthError,
         ConfigError,
         ImageError,
@@ -30,8 +34,9 @@ if TYPE_CHECKING:
         RefusedError,
         UsageError,
     )
-    from .taskspecs import TaskSpec
-    from .types import Result, Usage
+    from llamavis.run.session import RunOptions
+    from llamavis.tasks.specs import TaskSpec
+    from llamavis.types import Result, Usage
 
 __all__ = [
     "AuthError",
@@ -55,7 +60,7 @@ __all__ = [
 
 _LAZY = {
     "Client": "api", "analyze": "api", "analyze_async": "api", "analyze_many": "api",
-    "RunOptions": "core", "TaskSpec": "taskspecs",
+    "RunOptions": "run.session", "TaskSpec": "tasks.specs",
     "Result": "types", "Usage": "types",
     "AuthError": "errors", "ConfigError": "errors", "ImageError": "errors",
     "InvalidOutputError": "errors", "LlamavisError": "errors", "ProviderError": "errors",

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli.main import run
+from llamavis.cli.main import run
 
 sys.exit(run())

@@ -1,6 +1,6 @@
 """The Python API: ``llamavis.Client`` and the one-shot ``analyze`` functions.
 
-A Client is a thin shell over ``llamavis.core.Engine``, the core the commands run on. It
+A Client is a thin shell over ``llamavis.run.session.Engine``, the core the commands run on. It
 owns an event loop on a thread of its own, where its HTTP pool lives: blocking calls
 (``analyze``), async ones (``await aanalyze``) and calls made inside a running event loop
 (a Jupyter notebook) all run there, so the pool is reused by every call, whatever the
@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from .core import Engine, RunOptions, TaskArgs
-from .inputs import as_source, as_sources
-from .types import Result
+from llamavis.images.inputs import as_source, as_sources
+from llamavis.run.session import Engine, RunOptions, TaskArgs
+from llamavis.types import Result
 
 T = TypeVar("T")
 _DONE = object()

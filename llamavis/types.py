@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .urls import shown
+from llamavis.urls import shown
 
 
 @dataclass

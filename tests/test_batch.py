@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from llamavis.batch import ORDER_WINDOW, ProgressEvent, run_batch
 from llamavis.errors import AuthError, ImageError, Interrupted
+from llamavis.run.batch import ORDER_WINDOW, ProgressEvent, run_batch
 from llamavis.types import Result, Usage
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llamavis.cache import ResultCache, cache_key
+from llamavis.store.cache import ResultCache, cache_key
 from llamavis.types import GenParams, Result, Usage
 
 
@@ -61,7 +61,7 @@ def test_cache_key_refuses_secrets(name: str) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys
-    from llamavis.cache import ResultCache
+    from llamavis.store.cache import ResultCache
     warnings = []
     cache = ResultCache(sys.argv[1], on_warning=warnings.append)
     for i in range(200):
@@ -148,7 +148,7 @@ def test_put_soon_is_seen_at_once_and_on_disk_after_close(tmp_path: Path) -> Non
 _EXIT_WITHOUT_CLOSE = textwrap.dedent(
     """
     import sys
-    from llamavis.cache import ResultCache
+    from llamavis.store.cache import ResultCache
     cache = ResultCache(sys.argv[1])
     for i in range(500):
         cache.put_soon(f"k{i}", {"image": f"{i}.jpg"})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from llamavis.cache import ResultCache
+from llamavis.store.cache import ResultCache
 
 from fakeserver import FakeServer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llamavis.config import keys_path, load_keys, store_key
 from llamavis.errors import ConfigError
+from llamavis.store.paths import keys_path, load_keys, store_key
 
 from test_cli_tasks import llamavis
 

@@ -10,11 +10,11 @@ import pytest
 import respx
 
 import llamavis
-from llamavis import settings
 from llamavis.cli import commands
 from llamavis.cli import options as cli_options
 from llamavis.cli.invocation import Invocation
-from llamavis.core import Engine, RunOptions, TaskArgs
+from llamavis.run import config as settings
+from llamavis.run.session import Engine, RunOptions, TaskArgs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = "http://127.0.0.1:8000/v1"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from llamavis import images
 from llamavis.errors import ImageError
-from llamavis.images import MAX_SIDE, prepare_image
+from llamavis.images import prepare as images
+from llamavis.images.prepare import MAX_SIDE, prepare_image
 from tests.conftest import make_image_bytes
 
 RED, BLUE, WHITE = (220, 20, 20), (20, 20, 220), (255, 255, 255)
@@ -430,7 +430,7 @@ def test_damaged_bytes_only_ever_raise_image_error():
 
 
 def test_importing_images_does_not_import_pillow():
-    code = "import sys, llamavis.images; print('PIL' in sys.modules)"
+    code = "import sys, llamavis.images.prepare; print('PIL' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -25,8 +25,13 @@ from llamavis.engine.batcher import MicroBatcher
 from llamavis.engine.jobs import Job, grammar_of, job_from_payload
 from llamavis.engine.options import EngineOptions, default_concurrency, engine_from_cli
 from llamavis.errors import ConfigError, ExitCode, UsageError
-from llamavis.guided import class_list_regex, guided_fields
-from llamavis.structured import ClassSpec, MultiClassSpec, SchemaSpec, TextSpec
+from llamavis.tasks.answers import (
+    ClassSpec,
+    MultiClassSpec,
+    SchemaSpec,
+    TextSpec,
+)
+from llamavis.tasks.guided import class_list_regex, guided_fields
 from llamavis.types import Completion
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llamavis.outputs import (
+from llamavis.cli.output.writers import (
     JsonArrayWriter,
     JsonlWriter,
     SidecarWriter,

@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from llamavis.backends.parse import (
-    completion_from_body,
-    completion_from_events,
-    model_list,
-)
+from llamavis.backends.parse import completion_from_body, completion_from_events, model_list
 from llamavis.backends.providers import PROVIDERS
 from llamavis.backends.sse import SSEDecoder
-from llamavis.errors import NetworkError, ProviderError, RateLimited, RefusedError
+from llamavis.errors import (
+    NetworkError,
+    ProviderError,
+    RateLimited,
+    RefusedError,
+)
 
 OPENROUTER = PROVIDERS["openrouter"]
 LOCAL = PROVIDERS["local"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llamavis import prompts
 from llamavis.errors import ConfigError, UsageError
-from llamavis.settings import build_config
+from llamavis.run.config import build_config
+from llamavis.tasks import prompts
 
 
 def write(tmp_path, text: str, name: str = "mine.toml"):

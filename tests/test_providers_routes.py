@@ -13,7 +13,12 @@ import sys
 
 import pytest
 
-from llamavis.backends.models import LLAMA_4, LLAMA_32_VISION, profile_for, serving_routes
+from llamavis.backends.models import (
+    LLAMA_4,
+    LLAMA_32_VISION,
+    profile_for,
+    serving_routes,
+)
 from llamavis.backends.providers import PROVIDERS, resolve_base_url
 from llamavis.errors import ConfigError, UsageError
 

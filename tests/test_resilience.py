@@ -27,7 +27,7 @@ from PIL import Image
 from llamavis.backends.client import ChatClient, build_payload
 from llamavis.backends.providers import PROVIDERS
 from llamavis.backends.retry import AdaptiveLimiter
-from llamavis.batch import BatchSummary, run_batch
+from llamavis.run.batch import BatchSummary, run_batch
 from llamavis.types import GenParams, Result
 
 from faultserver import Fault, FaultServer, echo_key, error, overloaded, transient

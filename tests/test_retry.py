@@ -12,7 +12,12 @@ import respx
 from llamavis.backends.client import ChatClient, build_payload
 from llamavis.backends.providers import PROVIDERS
 from llamavis.backends.retry import AdaptiveLimiter, RetryPolicy
-from llamavis.errors import AuthError, NetworkError, ProviderError, RateLimited
+from llamavis.errors import (
+    AuthError,
+    NetworkError,
+    ProviderError,
+    RateLimited,
+)
 from llamavis.types import GenParams
 
 BASE = "http://llm.test/v1"

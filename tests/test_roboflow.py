@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llamavis import roboflow, roboflow_plan
 from llamavis.errors import UsageError
+from llamavis.roboflow import plan as roboflow_plan
+from llamavis.roboflow import workflow as roboflow
 
 KEY = "sk-or-v1-SENTINEL-unit-4d2e"
 LLAMA = roboflow.BLOCK_TYPE

@@ -29,7 +29,7 @@ from llamavis.errors import (
     RateLimited,
     RefusedError,
 )
-from llamavis.routes import RouteSpec, parse_routes, route_failure
+from llamavis.run.fallback import RouteSpec, parse_routes, route_failure
 
 from fakeserver import FakeServer, Reply
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llamavis.errors import ExitCode, UsageError
-from llamavis.schemas import (
+from llamavis.tasks.schemas import (
     load_schema,
     schema_from_concise,
     schema_from_fields,

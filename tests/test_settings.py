@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llamavis.errors import UsageError
-from llamavis.settings import build_config
+from llamavis.run.config import build_config
 
 
 @pytest.mark.parametrize("url", ["ftp://host/v1", "localhost:8000/v1", "http://"])

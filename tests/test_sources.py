@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from llamavis.errors import ImageError, UsageError
-from llamavis.sources import is_url, iter_sources, read_source
+from llamavis.images.sources import is_url, iter_sources, read_source
 
 URL = "https://example.test/cat.jpg"
 

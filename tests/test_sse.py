@@ -7,7 +7,12 @@ import random
 
 import pytest
 
-from llamavis.backends.sse import ChatStream, LineDecoder, ServerSentEvent, SSEDecoder
+from llamavis.backends.sse import (
+    ChatStream,
+    LineDecoder,
+    ServerSentEvent,
+    SSEDecoder,
+)
 from llamavis.errors import ProviderError, RateLimited
 
 

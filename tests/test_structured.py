@@ -6,10 +6,9 @@ import asyncio
 
 import pytest
 
-from llamavis import prompts
 from llamavis.errors import InvalidOutputError, RefusedError
-from llamavis.schemas import schema_from_concise, schema_from_fields, schema_prompt
-from llamavis.structured import (
+from llamavis.tasks import prompts
+from llamavis.tasks.answers import (
     ClassSpec,
     MultiClassSpec,
     SchemaSpec,
@@ -20,6 +19,7 @@ from llamavis.structured import (
     parse_confidence,
     resolve,
 )
+from llamavis.tasks.schemas import schema_from_concise, schema_from_fields, schema_prompt
 from llamavis.types import Completion, Usage
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
@@ -344,7 +344,7 @@ def test_importing_structured_loads_neither_jsonschema_nor_json_repair():
     import subprocess
     import sys
 
-    code = ("import sys, llamavis.structured; "
+    code = ("import sys, llamavis.tasks.answers; "
             "print(sorted(m for m in ('jsonschema', 'json_repair') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

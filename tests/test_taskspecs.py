@@ -12,11 +12,11 @@ import typer
 from typer.testing import CliRunner
 
 import llamavis
-from llamavis import taskspecs
 from llamavis.cli import commands
-from llamavis.cli.term import answer_renderable
-from llamavis.outputs import SidecarWriter
-from llamavis.settings import build_config
+from llamavis.cli.output.term import answer_renderable
+from llamavis.cli.output.writers import SidecarWriter
+from llamavis.run.config import build_config
+from llamavis.tasks import specs as taskspecs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = "http://127.0.0.1:8000/v1"
@@ -75,8 +75,8 @@ def test_a_registered_task_chooses_its_sidecar_suffix_and_rendering(tmp_path, pi
 
 
 def test_every_task_in_the_table_is_a_command_with_a_template():
-    from llamavis import prompts
     from llamavis.cli.main import app
+    from llamavis.tasks import prompts
 
     registered = {c.name for c in app.registered_commands}
     for name, spec in taskspecs.TASKS.items():

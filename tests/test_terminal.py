@@ -204,7 +204,7 @@ def test_a_class_waits_under_a_spinner_then_prints_once():
     ("- a\n\n  still a", 0),  # an indented continuation
 ])
 def test_block_end_splits_only_where_the_markdown_stays_the_same(tail, end):
-    from llamavis.cli.live import block_end
+    from llamavis.cli.output.live import block_end
 
     assert block_end(tail) == end
 

@@ -15,8 +15,20 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..__about__ import __version__
-from ..errors import (
+from llamavis.__about__ import __version__
+from llamavis.backends.errors import error_from_response, one_line
+from llamavis.backends.parse import (
+    completion_from_body,
+    completion_from_stream,
+    json_body,
+    model_list,
+)
+from llamavis.backends.payload import build_payload, encode_body, redact_payload
+from llamavis.backends.pool import Pools
+from llamavis.backends.providers import ProviderSpec
+from llamavis.backends.retry import AdaptiveLimiter, RetryPolicy, retrying
+from llamavis.backends.sse import ChatStream, aiter_events
+from llamavis.errors import (
     ConfigError,
     LlamavisError,
     ModelUnavailable,
@@ -26,14 +38,7 @@ from ..errors import (
     RateLimited,
     UsageError,
 )
-from ..types import Completion
-from .errors import error_from_response, one_line
-from .parse import completion_from_body, completion_from_stream, json_body, model_list
-from .payload import build_payload, encode_body, redact_payload
-from .pool import Pools
-from .providers import ProviderSpec
-from .retry import AdaptiveLimiter, RetryPolicy, retrying
-from .sse import ChatStream, aiter_events
+from llamavis.types import Completion
 
 __all__ = ["ChatClient", "build_payload", "checked_base_url", "redact_payload"]
 

@@ -21,13 +21,13 @@ import base64
 import json
 from typing import Any
 
-from ..errors import LlamavisError, ProviderError
-from ..types import Completion
-from .client import ChatClient
-from .errors import error_from_chunk
-from .models import LLAMA_32_VISION, profile_for
-from .parse import bad_body, completion, json_body
-from .sse import ServerSentEvent
+from llamavis.backends.client import ChatClient
+from llamavis.backends.errors import error_from_chunk
+from llamavis.backends.models import LLAMA_32_VISION, profile_for
+from llamavis.backends.parse import bad_body, completion, json_body
+from llamavis.backends.sse import ServerSentEvent
+from llamavis.errors import LlamavisError, ProviderError
+from llamavis.types import Completion
 
 _OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "stream")
 

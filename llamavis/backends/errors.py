@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from ..errors import (
+from llamavis.errors import (
     AuthError,
     ConfigError,
     LlamavisError,
@@ -327,7 +327,7 @@ def _not_served(status: int, info: _ErrorInfo) -> bool:
 
 def dead_route_hint(provider: str, alias: str = "11b") -> str:
     """What to do when ``provider`` does not serve the model: doctor, and routes that do."""
-    from .models import serving_routes
+    from llamavis.backends.models import serving_routes
 
     if provider == "ollama":
         return ("run `ollama pull llama3.2-vision`; Ollama 0.30 and later cannot run it, so use "
@@ -340,7 +340,7 @@ def dead_route_hint(provider: str, alias: str = "11b") -> str:
 
 
 def _key_hint(provider: str) -> str:
-    from .providers import PROVIDERS
+    from llamavis.backends.providers import PROVIDERS
 
     spec = PROVIDERS.get(provider)
     env = f"set {spec.key_envs[0]} or " if spec and spec.key_envs else ""

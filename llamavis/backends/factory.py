@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .providers import ProviderSpec
+from llamavis.backends.providers import ProviderSpec
 
 
 def make_client(spec: ProviderSpec, *, engine: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -19,15 +19,15 @@ def make_client(spec: ProviderSpec, *, engine: dict[str, Any] | None = None, **k
     --batch-size); HTTP clients do not take it.
     """
     if spec.wire == "openai":
-        from .client import ChatClient
+        from llamavis.backends.client import ChatClient
 
         return ChatClient(spec, **kwargs)
     if spec.wire == "cloudflare":
-        from .cloudflare import CloudflareClient
+        from llamavis.backends.cloudflare import CloudflareClient
 
         return CloudflareClient(spec, **kwargs)
     if spec.wire == "transformers":
-        from .local_engine import LocalClient
+        from llamavis.backends.local_engine import LocalClient
 
         return LocalClient(spec, engine=engine, **kwargs)
     raise NotImplementedError(f"no client for the {spec.wire!r} wire of {spec.name}")

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ..engine.batcher import MicroBatcher
-from ..engine.jobs import Job, job_from_payload
-from ..engine.options import EngineOptions
-from ..types import Completion
-from .providers import ProviderSpec
+from llamavis.backends.providers import ProviderSpec
+from llamavis.engine.batcher import MicroBatcher
+from llamavis.engine.jobs import Job, job_from_payload
+from llamavis.engine.options import EngineOptions
+from llamavis.types import Completion
 
 JOIN_S = 10.0  # how long aclose() waits for a worker to leave its batch
 
@@ -90,7 +90,7 @@ class LocalClient:
 
     def _start(self, model_id: str) -> int:
         """Worker thread: load the model (once per process) and say the batch size."""
-        from ..engine.loader import get_engine
+        from llamavis.engine.loader import get_engine
 
         engine = self._engines[model_id] = get_engine(model_id, self.options, self._log)
         size = self.options.batch_size_for(engine.device)
@@ -98,7 +98,7 @@ class LocalClient:
         return size
 
     def _run(self, model_id: str, jobs: list[Job]) -> None:
-        from ..engine.generate import run_batch
+        from llamavis.engine.generate import run_batch
 
         run_batch(self._engines[model_id], jobs, self._log)
 

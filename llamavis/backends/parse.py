@@ -12,12 +12,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import NetworkError, ProviderError, RefusedError
-from ..types import Completion
-from .errors import error_from_chunk, in_band_error, one_line
-from .payload import count_images, usage_from
-from .providers import ProviderSpec
-from .sse import ChatStream, ServerSentEvent
+from llamavis.backends.errors import error_from_chunk, in_band_error, one_line
+from llamavis.backends.payload import count_images, usage_from
+from llamavis.backends.providers import ProviderSpec
+from llamavis.backends.sse import ChatStream, ServerSentEvent
+from llamavis.errors import NetworkError, ProviderError, RefusedError
+from llamavis.types import Completion
 
 
 def completion_from_body(

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from ..types import GenParams, Usage
-from .pricing import estimate_usd
-from .providers import ProviderSpec
+from llamavis.backends.pricing import estimate_usd
+from llamavis.backends.providers import ProviderSpec
+from llamavis.types import GenParams, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # servers without a default (transformers serve) generate 1024 anyway
 _KEEP_CHARS = 32

@@ -6,7 +6,7 @@ always wins over these estimates.
 
 from __future__ import annotations
 
-from .providers import ProviderSpec
+from llamavis.backends.providers import ProviderSpec
 
 # Llama 3.2 Vision consumes a tile of 560 px as (560/14)^2 + 1 = 1601 vision tokens;
 # hosted providers report roughly that many prompt tokens per image.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import ConfigError, UsageError
+from llamavis.errors import ConfigError, UsageError
 
 JsonMode = Literal["json_schema", "json_object", None]
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import LlamavisError
+from llamavis.errors import LlamavisError
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ProviderError
-from .errors import error_from_chunk, in_band_error
+from llamavis.backends.errors import error_from_chunk, in_band_error
+from llamavis.errors import ProviderError
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 

@@ -32,10 +32,15 @@ def providers(json_out: JsonFlag = False) -> None:
 
     Example:  llamavis providers
     """
-    from ..backends.models import LOCAL_STACKS
-    from ..backends.providers import PROVIDERS, base_url_env, env_key, resolve_base_url
-    from ..config import load_keys
-    from ..errors import ConfigError
+    from llamavis.backends.models import LOCAL_STACKS
+    from llamavis.backends.providers import (
+        PROVIDERS,
+        base_url_env,
+        env_key,
+        resolve_base_url,
+    )
+    from llamavis.errors import ConfigError
+    from llamavis.store.paths import load_keys
 
     stored = load_keys()
     rows = []
@@ -74,7 +79,7 @@ def prompts_cmd(
 
     Example:  llamavis prompts classify
     """
-    from .. import prompts
+    from llamavis.tasks import prompts
 
     if name:
         tpl = prompts.get(name)
@@ -109,9 +114,9 @@ def keys_set(
 
     Example:  llamavis keys set openrouter
     """
-    from ..backends.providers import get_provider
-    from ..config import store_key
-    from ..errors import UsageError
+    from llamavis.backends.providers import get_provider
+    from llamavis.errors import UsageError
+    from llamavis.store.paths import store_key
 
     spec = get_provider(provider)
     key = value
@@ -133,7 +138,7 @@ def keys_list() -> None:
 
     Example:  llamavis keys list
     """
-    from ..config import load_keys
+    from llamavis.store.paths import load_keys
 
     for name in sorted(load_keys()):
         sys.stdout.write(name + "\n")
@@ -145,13 +150,13 @@ def keys_path_cmd() -> None:
 
     Example:  llamavis keys path
     """
-    from ..config import keys_path
+    from llamavis.store.paths import keys_path
 
     sys.stdout.write(str(keys_path()) + "\n")
 
 
 def register(app: typer.Typer) -> None:
-    from . import models as models_cmd
+    from llamavis.cli import models as models_cmd
 
     app.command("providers", rich_help_panel="Setup")(providers)
     app.command("models", rich_help_panel="Setup")(models_cmd.models)

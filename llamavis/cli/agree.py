@@ -27,10 +27,10 @@ def agree(
 
     Example:  llamavis agree cloudflare
     """
-    from ..agreements import agreed_on, licence_for, send_agreement
-    from ..backends.client import checked_base_url
-    from ..backends.providers import get_provider, resolve_base_url
-    from ..settings import find_key
+    from llamavis.backends.client import checked_base_url
+    from llamavis.backends.providers import get_provider, resolve_base_url
+    from llamavis.providers.licences import agreed_on, licence_for, send_agreement
+    from llamavis.run.config import find_key
 
     spec = get_provider(provider)
     licence = licence_for(spec.name)
@@ -53,7 +53,7 @@ def agree(
 
 
 def _confirmed(name: str) -> bool:
-    from ..errors import UsageError
+    from llamavis.errors import UsageError
 
     if not sys.stdin.isatty():
         raise UsageError("standard input is not a terminal, so llamavis cannot ask",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError, UsageError
+from llamavis.errors import ConfigError, UsageError
 
 cache_app = typer.Typer(
     help="Find, measure or empty the result cache.\n\nExample:  llamavis cache stats",
@@ -26,7 +26,7 @@ def path_cmd() -> None:
 
     Example:  llamavis cache path
     """
-    from ..cache import default_path
+    from llamavis.store.cache import default_path
 
     sys.stdout.write(f"{default_path()}\n")
 
@@ -39,7 +39,7 @@ def stats_cmd(
 
     Example:  llamavis cache stats --json
     """
-    from ..cache_admin import stats
+    from llamavis.store.admin import stats
 
     found = stats()
     if json_out:
@@ -63,8 +63,8 @@ def clear_cmd(
 
     Example:  llamavis cache clear --older-than 30
     """
-    from ..cache import default_path
-    from ..cache_admin import clear, count_older
+    from llamavis.store.admin import clear, count_older
+    from llamavis.store.cache import default_path
 
     path = default_path()
     try:

@@ -1,4 +1,4 @@
-"""The task commands, one per entry of the task table (llamavis.taskspecs).
+"""The task commands, one per entry of the task table (llamavis.tasks.specs).
 
 Each is a thin adapter over ``execute``; its help, examples and task options all come
 from its ``TaskSpec``.
@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from .. import taskspecs
-from . import options as o
+from llamavis.cli import options as o
+from llamavis.tasks import specs as taskspecs
 
 # The command-line options behind each task parameter a TaskSpec names.
 PARAM_OPTIONS: dict[str, list[o.Param]] = {
@@ -33,7 +33,7 @@ def _epilog(spec: taskspecs.TaskSpec) -> str:
 
 def _body(task: str):
     def body(**opts: Any) -> None:
-        from .execute import execute, show_schema
+        from llamavis.cli.execute import execute, show_schema
 
         if opts.get("show_schema"):
             raise typer.Exit(show_schema(task, opts))
@@ -42,7 +42,7 @@ def _body(task: str):
         except BrokenPipeError:
             # The reader went away (`llamavis caption dir | head -1`): stop, quietly. Left
             # to typer, it would exit 1, which says an image failed.
-            from .render import silence_stdout
+            from llamavis.cli.output.render import silence_stdout
 
             silence_stdout()
             code = 0

@@ -1,4 +1,4 @@
-"""``llamavis doctor``: which routes serve the model right now (core: llamavis/doctor.py)."""
+"""``llamavis doctor``: which routes serve the model right now (core: llamavis/providers/diagnose.py)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def doctor(
     """
     import asyncio  # not on the path of --help
 
-    from ..doctor import any_live, diagnose
-    from .render import note
+    from llamavis.cli.output.render import note
+    from llamavis.providers.diagnose import any_live, diagnose
     verdicts = asyncio.run(diagnose(provider, model=model, probe=probe, base_url=base_url,
                                     api_key=api_key, timeout=timeout, on_note=note))
     rows = [v.to_dict() for v in verdicts]
@@ -59,7 +59,7 @@ def doctor(
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    from .render import fancy
+    from llamavis.cli.output.render import fancy
 
     if fancy(sys.stdout):
         from rich.console import Console

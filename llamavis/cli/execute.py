@@ -1,7 +1,7 @@
 """Run one task command: its typed options into the core, images into a batch, results out.
 
 Commands are thin: they collect options and call ``execute``, which builds the core's
-``Engine`` (llamavis.core) from them, as ``llamavis.Client`` does. Results go to stdout
+``Engine`` (llamavis.run.session) from them, as ``llamavis.Client`` does. Results go to stdout
 (plain text, TSV, JSON or JSONL); progress, notes and errors to stderr.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core import Engine, TaskArgs
-from ..errors import ExitCode, LlamavisError, UsageError
-from ..settings import TaskConfig
-from ..types import Result
-from . import render
-from .invocation import Invocation, parse_vars
+from llamavis.cli.invocation import Invocation, parse_vars
+from llamavis.cli.output import render
+from llamavis.errors import ExitCode, LlamavisError, UsageError
+from llamavis.run.config import TaskConfig
+from llamavis.run.session import Engine, TaskArgs
+from llamavis.types import Result
 
 __all__ = ["execute", "parse_vars", "show_schema"]
 
@@ -39,7 +39,7 @@ def _inputs(opts: Invocation | Mapping[str, Any]) -> Invocation:
 
 def image_sources(opts: Invocation | Mapping[str, Any]) -> Iterator[str]:
     """The images named, expanded lazily; a piped stdin is a path list when none are named."""
-    from ..sources import iter_sources
+    from llamavis.images.sources import iter_sources
 
     opts = _inputs(opts)
     images = list(opts.images or [])
@@ -72,7 +72,7 @@ def execute(task: str, params: dict[str, Any]) -> int:
         raise UsageError("give either --json or --jsonl, not both")
     options = opts.run_options()
     if opts.dry_run:  # a dry run reads the cache (a cached image costs nothing), creates none
-        from ..cache import default_path
+        from llamavis.store.cache import default_path
 
         options = replace(options, cache=options.cache and default_path().exists())
     engine = Engine(options, stdin=sys.stdin.buffer, require_key=not opts.dry_run,
@@ -85,7 +85,7 @@ def execute(task: str, params: dict[str, Any]) -> int:
     single = len(head) == 1
     sidecars = None
     if opts.output_dir:
-        from ..outputs import SidecarWriter, sidecar_roots
+        from llamavis.cli.output.writers import SidecarWriter, sidecar_roots
 
         sidecars = SidecarWriter(Path(opts.output_dir), task=task, overwrite=opts.overwrite,
                                  roots=sidecar_roots(opts.images or []))
@@ -158,7 +158,7 @@ def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
     """Print the requests that would be sent, their number and estimated cost; send nothing.
 
     An image whose answer is in the cache would be answered from it: no request, no cost."""
-    from ..backends.pricing import estimate_request
+    from llamavis.backends.pricing import estimate_request
 
     runner = engine.runner(cfg, fallback=False)
     requests: list[dict[str, Any]] = []

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import RunOptions, TaskArgs
-from ..errors import UsageError
+from llamavis.errors import UsageError
+from llamavis.run.session import RunOptions, TaskArgs
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Invocation:
 
     def engine_options(self) -> dict[str, Any]:
         """--device, --dtype, --load-in-4bit, --batch-size as given (checked)."""
-        from ..engine.options import CLI_NAMES, engine_from_cli
+        from llamavis.engine.options import CLI_NAMES, engine_from_cli
 
         return engine_from_cli({name: getattr(self, name) for name in CLI_NAMES})
 
@@ -90,11 +90,11 @@ class Invocation:
 
     def json_schema(self, task: str) -> dict[str, Any] | None:
         """The JSON Schema that --field/--schema build, for a task that takes one."""
-        from .. import taskspecs
+        from llamavis.tasks import specs as taskspecs
 
         if "schema" not in taskspecs.get(task).params:
             return None
-        from ..schemas import schema_from_options
+        from llamavis.tasks.schemas import schema_from_options
 
         return schema_from_options(self.field, self.schema)
 

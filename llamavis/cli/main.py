@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..__about__ import __version__
-from ..errors import ExitCode, LlamavisError
+from llamavis.__about__ import __version__
+from llamavis.errors import ExitCode, LlamavisError
 
 app = typer.Typer(
     name="llamavis",
@@ -48,7 +48,7 @@ def main(
 
 
 def _register() -> None:
-    from . import admin, agree, cache_cmd, commands, doctor, roboflow
+    from llamavis.cli import admin, agree, cache_cmd, commands, doctor, roboflow
 
     commands.register(app)
     admin.register(app)
@@ -66,7 +66,7 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    from .render import one_line
+    from llamavis.cli.output.render import one_line
 
     sys.stderr.write(f"llamavis: error: {one_line(message)}\n")
     return code
@@ -133,7 +133,7 @@ def _flush() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        from .render import silence_stdout
+        from llamavis.cli.output.render import silence_stdout
 
         silence_stdout()
 

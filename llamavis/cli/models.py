@@ -28,7 +28,7 @@ def models(
 
     Example:  llamavis models --provider ollama
     """
-    from ..backends.providers import get_provider
+    from llamavis.backends.providers import get_provider
 
     if base_url or provider in ("local", "ollama"):
         spec = get_provider(provider or "local")
@@ -40,8 +40,8 @@ def models(
 def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool) -> None:
     import asyncio  # not on the path of --help
 
-    from ..doctor import served_models
-    from .render import note
+    from llamavis.cli.output.render import note
+    from llamavis.providers.diagnose import served_models
     rows = asyncio.run(served_models(spec, base_url, api_key))
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -58,9 +58,9 @@ def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool
 
 
 def _table(provider: str | None, json_out: bool) -> None:
-    from ..backends.models import GONE, profile_for, status
-    from ..backends.providers import PROVIDERS, get_provider
-    from .admin import _emit
+    from llamavis.backends.models import GONE, profile_for, status
+    from llamavis.backends.providers import PROVIDERS, get_provider
+    from llamavis.cli.admin import _emit
 
     specs = [get_provider(provider)] if provider else list(PROVIDERS.values())
     rows = []

@@ -1,6 +1,6 @@
 """``llamavis roboflow``: run the Llama 3.2 Vision steps of a Roboflow workflow on images.
 
-The command reads the file (llamavis.roboflow), plans each step (roboflow_plan), runs
+The command reads the file (llamavis.roboflow.workflow), plans each step (roboflow_plan), runs
 them (roboflow_run) and writes one object per image: ``{"image": PATH, "<step>": {"output",
 "classes", "parsed", "error", ...}}``; piped plain text is ``PATH<TAB>STEP<TAB>ANSWER``.
 """
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import options as o
+from llamavis.cli import options as o
 
 HELP = "Run the Llama 3.2 Vision steps of a Roboflow workflow (or one step) on each image."
 EPILOG = """Examples:
@@ -76,7 +76,7 @@ def _body(**opts: Any) -> None:
     try:
         code = run_command(opts)
     except BrokenPipeError:  # `llamavis roboflow ... | head -1`: stop quietly, as the tasks do
-        from .render import silence_stdout
+        from llamavis.cli.output.render import silence_stdout
 
         silence_stdout()
         code = 0
@@ -85,10 +85,12 @@ def _body(**opts: Any) -> None:
 
 def run_command(opts: dict[str, Any]) -> int:
     """The whole command; returns the exit code."""
-    from .. import roboflow, roboflow_plan, roboflow_run
-    from ..errors import UsageError
-    from .execute import image_sources, peek
-    from .render import note
+    from llamavis.cli.execute import image_sources, peek
+    from llamavis.cli.output.render import note
+    from llamavis.errors import UsageError
+    from llamavis.roboflow import plan as roboflow_plan
+    from llamavis.roboflow import run as roboflow_run
+    from llamavis.roboflow import workflow as roboflow
 
     if opts.get("json_out") and opts.get("jsonl"):
         raise UsageError("give either --json or --jsonl, not both")
@@ -111,7 +113,7 @@ def run_command(opts: dict[str, Any]) -> int:
     if len(head) > 1 and _progress_wanted() and not _list_on_stdin(opts):
         listed_sources = list(sources)  # a person watching the bar wants N/N and an ETA
         total, sources = len(listed_sources), iter(listed_sources)
-    from .roboflow_sink import Sink
+    from llamavis.cli.output.roboflow_sink import Sink
 
     sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
     import asyncio  # not on the path of --help
@@ -119,23 +121,23 @@ def run_command(opts: dict[str, Any]) -> int:
 
 
 def _progress_wanted() -> bool:
-    from .render import is_tty
+    from llamavis.cli.output.render import is_tty
 
     return is_tty(sys.stderr) and os.environ.get("TERM") != "dumb"
 
 
 def _list_on_stdin(opts: dict[str, Any]) -> bool:
-    from .execute import list_on_stdin
+    from llamavis.cli.execute import list_on_stdin
 
     return list_on_stdin(opts)
 
 
 async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
                total: int | None) -> int:
-    from .. import roboflow_run
-    from ..errors import ExitCode, LlamavisError
-    from .execute import SKIPS
-    from .render import debug_line, note
+    from llamavis.cli.execute import SKIPS
+    from llamavis.cli.output.render import debug_line, note
+    from llamavis.errors import ExitCode, LlamavisError
+    from llamavis.roboflow import run as roboflow_run
 
     try:
         summary = await roboflow_run.run(
@@ -157,10 +159,10 @@ async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
 
 
 def _dry_run(runs: list[Any], sources: Any) -> int:
-    from .. import roboflow_run
-    from ..errors import ExitCode
-    from .execute import SKIPS
-    from .render import error_line, note
+    from llamavis.cli.execute import SKIPS
+    from llamavis.cli.output.render import error_line, note
+    from llamavis.errors import ExitCode
+    from llamavis.roboflow import run as roboflow_run
 
     failed = 0
 

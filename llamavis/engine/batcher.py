@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from ..types import Completion
-from .jobs import Job
+from llamavis.engine.jobs import Job
+from llamavis.types import Completion
 
 GATHER_S = 0.03  # wait this long for one more request while a batch is not full...
 MAX_GATHER_S = 0.3  # ...but never longer than this in all

@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-from ..errors import ConfigError
-from .failures import INSTALL_HINT
-from .loader import model_ref
+from llamavis.engine.failures import INSTALL_HINT
+from llamavis.engine.loader import model_ref
+from llamavis.errors import ConfigError
 
 EXTRA = ("torch", "transformers", "accelerate", "llguidance")
 

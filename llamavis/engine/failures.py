@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ..errors import ConfigError
+from llamavis.errors import ConfigError
 
 INSTALL_HINT = ("pip install 'llamavis[local]', plus torch for your machine "
                 "(README: 'In-process engine')")

@@ -18,12 +18,12 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from ..errors import ImageError, LlamavisError, ProviderError
-from ..types import Completion, Usage
-from . import failures
-from .jobs import Job
-from .loader import Engine
-from .rows import RowTracker
+from llamavis.engine import failures
+from llamavis.engine.jobs import Job
+from llamavis.engine.loader import Engine
+from llamavis.engine.rows import RowTracker
+from llamavis.errors import ImageError, LlamavisError, ProviderError
+from llamavis.types import Completion, Usage
 
 Log = Callable[[str], None]
 
@@ -132,7 +132,7 @@ def _generation(engine: Engine, jobs: list[Job], prompt_len: int) -> dict[str, A
         "stopping_criteria": StoppingCriteriaList([_RowStop(jobs, limits, engine.eos_ids)]),
     }
     if any(job.grammar for job in jobs):
-        from .grammar import GrammarProcessor, Grammars
+        from llamavis.engine.grammar import GrammarProcessor, Grammars
 
         if engine.grammars is None:
             engine.grammars = Grammars(engine.tokenizer, engine.eos_ids, engine.logits_size)

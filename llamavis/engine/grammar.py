@@ -22,9 +22,9 @@ import llguidance.hf
 import torch
 from transformers import LogitsProcessor
 
-from ..errors import UsageError
-from .jobs import Grammar
-from .rows import RowTracker
+from llamavis.engine.jobs import Grammar
+from llamavis.engine.rows import RowTracker
+from llamavis.errors import UsageError
 
 # JSON exactly as the prompts show it ('{"a": 1, "b": [2, 3]}'); with free whitespace a weak
 # model can pad forever. lenient: a schema keyword llguidance cannot enforce is left to the

@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ImageError, ProviderError, UsageError
-from ..types import Completion
+from llamavis.errors import ImageError, ProviderError, UsageError
+from llamavis.types import Completion
 
 DEFAULT_MAX_TOKENS = 1024
 Grammar = tuple[str, str]  # (llguidance.grammar_from format, text)

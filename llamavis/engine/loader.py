@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from . import failures
-from .options import EngineOptions
+from llamavis.engine import failures
+from llamavis.engine.options import EngineOptions
+from llamavis.errors import ConfigError
 
 Log = Callable[[str], None]
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

@@ -1,0 +1,1 @@
+"""What the command line writes: results, live answers, terminal helpers."""

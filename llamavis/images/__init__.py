@@ -1,0 +1,1 @@
+"""Where images come from and how one is prepared for upload."""

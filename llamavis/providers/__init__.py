@@ -1,0 +1,1 @@
+"""Routes to the model: which serve it, their health, their licences."""

@@ -1,0 +1,1 @@
+"""Roboflow workflows: read their Llama steps and run them through llamavis."""

@@ -1,0 +1,257 @@
+"""Run every Llama step of a Roboflow workflow on each image, through llamavis' own machinery.
+
+Each step is one resolved TaskConfig with its own Runner (so its own client, key and
+concurrency limit); one batch runs over the images, and an image is done when all its
+steps are. The cache, resume, ``--max-cost`` and exit codes are those of every task
+command. Prints nothing: results go to a callback, as in ``batch.run_batch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from llamavis.errors import ConfigError, LlamavisError
+from llamavis.roboflow.plan import concurrency, config_kwargs
+from llamavis.roboflow.workflow import ROUTE, Step, Workflow
+from llamavis.run.config import TaskConfig, build_config
+from llamavis.run.runner import Runner
+from llamavis.types import PreparedImage, Result, Usage
+
+TASK = "roboflow"
+
+
+@dataclass
+class StepRun:
+    """One step, resolved: what to ask whom, and how many requests it may have in flight."""
+
+    step: Step
+    cfg: TaskConfig
+    concurrency: int
+
+
+def configs(workflow: Workflow, opts: dict[str, Any]) -> list[StepRun]:
+    """Resolve every step up front: a bad option or a missing key stops the run before any image."""
+    accepted = set(inspect.signature(build_config).parameters)
+    runs = []
+    for step in workflow.steps:
+        try:
+            cfg = build_config(step.task, **config_kwargs(step, opts, accepted))
+        except LlamavisError as exc:
+            raise _for_step(exc, step) from None
+        runs.append(StepRun(step, cfg, concurrency(step, opts)))
+    return runs
+
+
+def _for_step(exc: LlamavisError, step: Step) -> LlamavisError:
+    exc.message = f"step {step.name!r}: {exc.message}"
+    if isinstance(exc, ConfigError) and exc.hint and f"keys set {ROUTE}" in exc.hint:
+        exc.hint += (f", or give --input {step.key_input}=KEY" if step.key_input
+                     else ", or write the step's api_key")
+    exc.args = (exc.message,)
+    return exc
+
+
+class SharedImages:
+    """Each image read once for all its steps: a URL downloaded once, standard input read once."""
+
+    def __init__(self, stdin: BinaryIO | None) -> None:
+        self.stdin = stdin
+        self._tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+
+    async def prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
+        return await self._once(("image", source, purpose, mimes),
+                                lambda: self._prepare(source, purpose, mimes))
+
+    async def data(self, source: str) -> bytes:
+        """The image's bytes, read once for every step."""
+        return await self._once(("bytes", source), lambda: self._read(source))
+
+    async def _prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
+        from llamavis.images.prepare import prepare_image
+
+        data = await self.data(source)
+        return await asyncio.to_thread(prepare_image, data, source=source, purpose=purpose,
+                                       accepted_mimes=mimes)
+
+    async def _read(self, source: str) -> bytes:
+        from llamavis.images.sources import read_source
+
+        return await asyncio.to_thread(read_source, source, stdin=self.stdin)
+
+    async def _once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(make())
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)  # one step cancelled must not cancel the others' read
+
+    def forget(self, source: str) -> None:
+        """Drop an image once all its steps are done (a batch of a million keeps none)."""
+        for key in [k for k in self._tasks if k[1] == source]:
+            del self._tasks[key]
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # seen by the steps that await it; not "never retrieved"
+
+
+class StepRunner(Runner):
+    """A Runner whose images come from the SharedImages of the run."""
+
+    def __init__(self, cfg: TaskConfig, *, images: SharedImages, **kwargs: Any) -> None:
+        super().__init__(cfg, **kwargs)
+        self.images = images
+
+    async def prepare(self, source: str) -> PreparedImage:
+        return await self.images.prepare(source, self.cfg.image_purpose, self.cfg.spec.image_mimes)
+
+    async def load(self, source: str) -> tuple[Any, Any, Any]:
+        """As Runner.load, with the bytes and the prepared image shared between steps."""
+        key, hit = await asyncio.to_thread(self.lookup, await self.images.data(source))
+        if hit is not None:
+            return key, hit, None
+        return key, None, await self.prepare(source)
+
+
+def runners(runs: list[StepRun], images: SharedImages, *, fallback: str | None = None,
+            note: Callable[[str], None] | None = None, **kwargs: Any) -> list[Any]:
+    """Each step's Runner; with ``--fallback`` routes, routes.make_runner's FallbackRunner.
+
+    Each route is planned from the step's own config, so the step's ``api_key`` stays with
+    the route its model_version names and a fallback route uses its own key and endpoint.
+    """
+    from llamavis.run.fallback import make_runner
+
+    return [make_runner(r.cfg, fallback, on_note=note or _no_note, concurrency=r.concurrency,
+                        runner_class=functools.partial(StepRunner, images=images), **kwargs)
+            for r in runs]
+
+
+def _no_note(message: str) -> None:
+    """Route notes when nobody listens (a dry run asks no route, so drops none)."""
+
+
+async def run_image(source: str, runs: list[StepRun], steps: list[Any],
+                    images: SharedImages) -> Result:
+    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
+    tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()  # no-op for the finished ones
+        await asyncio.gather(*tasks, return_exceptions=True)
+        images.forget(source)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+    return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
+
+
+def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
+    """One Result per image for the batch: its output is the steps' entries, by step name."""
+    usage = Usage()
+    for _, result in pairs:
+        usage = usage + result.usage
+    failed = [(step, result.error) for step, result in pairs if result.error is not None]
+    error = None
+    if failed:
+        step, first = failed[0]
+        error = {"kind": first["kind"], "message": f"step {step.name!r}: {first['message']}"}
+    return Result(
+        image=source, task=TASK, output={step.name: entry(step, result) for step, result in pairs},
+        usage=usage, attempts=sum(r.attempts for _, r in pairs),
+        cached=all(r.cached for _, r in pairs), error=error,
+        elapsed_s=max((r.elapsed_s for _, r in pairs), default=0.0),
+    )
+
+
+def entry(step: Step, result: Result) -> dict[str, Any]:
+    """The block's two outputs (raw text, classes passed through) plus the validated value."""
+    return {
+        "output": result.raw,
+        "classes": step.classes,
+        "parsed": result.output if result.error is None else None,
+        "error": result.error,
+        "provider": result.provider,
+        "model": result.model,
+    }
+
+
+def record(result: Result, steps: list[Step]) -> dict[str, Any]:
+    """The per-image JSON object: ``{"image": PATH, "<step name>": {...}, ...}``."""
+    entries = result.output if isinstance(result.output, dict) else {}
+    out: dict[str, Any] = {"image": result.image}
+    for step in steps:  # a batch-level failure left no entries: each step shows its error
+        out[step.name] = entries.get(step.name) or {
+            "output": None, "classes": step.classes, "parsed": None, "error": result.error,
+            "provider": None, "model": None,
+        }
+    return out
+
+
+async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, Any],
+              on_result: Callable[[Result], None], on_progress: Callable[[Any], None] | None = None,
+              total: int | None = None, stdin: BinaryIO | None = None,
+              note: Callable[[str], None] | None = None,
+              debug: Callable[[str], None] | None = None) -> Any:
+    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual)."""
+    from llamavis.run.batch import run_batch
+    from llamavis.store.cache import ResultCache
+
+    cache = None if opts.get("no_cache") else ResultCache(on_warning=note)
+    images = SharedImages(stdin)
+    steps = runners(runs, images, fallback=opts.get("fallback"), note=note, cache=cache,
+                    stdin=stdin, debug=debug)
+    try:
+        return await run_batch(
+            sources, lambda source: run_image(source, runs, steps, images),
+            concurrency=max(r.concurrency for r in runs), on_result=on_result,
+            ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
+            on_progress=on_progress, total=total, task=TASK,
+        )
+    finally:
+        for runner in steps:
+            await runner.aclose()
+        if cache is not None:
+            cache.close()
+
+
+async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryIO | None,
+                  on_error: Callable[[str, LlamavisError], None]) -> dict[str, Any]:
+    """Every request a run would send (key redacted, image data shortened), sending nothing."""
+    from llamavis.backends.pricing import estimate_request
+
+    images = SharedImages(stdin)
+    steps = runners(runs, images)
+    requests: list[dict[str, Any]] = []
+    cost: float | None = 0.0
+    try:
+        for source in sources:
+            try:
+                for run, runner in zip(runs, steps, strict=True):
+                    request = {"step": run.step.name, **await runner.dry_run(source)}
+                    cfg = run.cfg
+                    est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text,
+                                           cfg.params.max_tokens)
+                    cost = None if cost is None or est is None else cost + est
+                    requests.append(request)
+            except LlamavisError as exc:  # a bad image is reported once, the rest go on
+                on_error(source, exc)
+            images.forget(source)
+    finally:
+        for runner in steps:
+            await runner.aclose()
+    return {
+        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.spec.name,
+                   "model": r.cfg.model_id} for r in runs],
+        "request_count": len(requests),
+        "estimated_cost_usd": None if cost is None else round(cost, 8),
+        "requests": requests,
+    }

@@ -1,0 +1,1 @@
+"""The one way a task runs: options, config, runner, fallback, batch."""

@@ -1,0 +1,296 @@
+"""--fallback: each image through a list of routes, moving on when a route cannot serve it.
+
+A route is a provider and a model. The first is the one the user chose; the others come
+from ``--fallback`` / ``LLAMAVIS_FALLBACK`` (``provider`` or ``provider:model``). Each
+route has its own Runner (so its own client, limiter and cache key). When a route fails
+in a way another route can fix, it is dropped for the rest of the run at once, the image
+is asked on the next live route, and one note says so. What counts as the route's fault
+(``route_failure``): the model not served there, a server error after retries, the
+endpoint unreachable, no credits (402), a key or licence the route rejects. Everything
+else (a bad image, a refusal, an answer that never validates) is the image's own and
+stays where it happened.
+
+The seam is the client: each route's client is wrapped so that a route failure is raised
+as ``RouteUnavailable``, a ConfigError, which ``tasks.Runner`` passes through untouched
+(it only catches the image's own errors). Nothing here prints: notes go to ``on_note``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO, cast
+
+from llamavis.errors import (
+    AuthError,
+    ConfigError,
+    LlamavisError,
+    ModelUnavailable,
+    NetworkError,
+    ProviderError,
+    UsageError,
+)
+from llamavis.types import Result, Usage
+
+Note = Callable[[str], None]
+# Usage and requests spent on routes that failed, for the image being asked (per task).
+_SPENT: contextvars.ContextVar[list[Usage] | None] = contextvars.ContextVar("spent", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteSpec:
+    """One --fallback entry: a provider, and a model (None: the run's model)."""
+
+    provider: str
+    model: str | None = None
+
+
+def parse_routes(value: str | list[str] | tuple[str, ...] | None) -> list[RouteSpec]:
+    """'deepinfra,cloudflare:11b' (or a list of such) -> RouteSpecs; UsageError if malformed."""
+    from llamavis.backends.providers import get_provider
+
+    items = [value] if isinstance(value, str) else list(value or [])
+    routes = []
+    for item in (part.strip() for text in items for part in text.split(",")):
+        if not item:
+            continue
+        provider, _, model = item.partition(":")
+        if not provider.strip():
+            raise UsageError(f"--fallback: {item!r} names no provider", hint="ROUTE is provider[:model]")
+        routes.append(RouteSpec(get_provider(provider).name, model.strip() or None))
+    return routes
+
+
+def route_failure(exc: BaseException) -> str | None:
+    """Why ``exc`` means the route failed (another route may answer); None if the image's own."""
+    if isinstance(exc, ModelUnavailable):
+        return "does not serve the model"
+    if isinstance(exc, AuthError):
+        return "rejected the key"
+    if isinstance(exc, ConfigError):
+        return "needs the account to act first"
+    if isinstance(exc, NetworkError):
+        return "is unreachable"
+    if isinstance(exc, ProviderError) and exc.status == 402:
+        return "is out of credits"
+    if isinstance(exc, ProviderError) and (exc.status or 0) >= 500:
+        return "kept failing with server errors"
+    return None
+
+
+class RouteUnavailable(ConfigError):
+    """A route failed in a way another route can fix; carries what it said."""
+
+    def __init__(self, route: Route, cause: LlamavisError, why: str) -> None:
+        super().__init__(str(cause))
+        self.route, self.cause, self.why = route, cause, why
+
+
+class Route:
+    """A route's config, runner and fate within one run."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.name = f"{cfg.spec.name} {cfg.model_id}"
+        self.runner: Any = None
+        self.failure: RouteUnavailable | None = None
+
+
+class _GuardedClient:
+    """A route's client: route failures become RouteUnavailable; spending is counted."""
+
+    def __init__(self, client: Any, route: Route) -> None:
+        self._client, self._route = client, route
+
+    def __getattr__(self, name: str) -> Any:  # headers, aclose, list_models, base_url...
+        return getattr(self._client, name)
+
+    async def chat(self, payload: dict, **hooks: Any) -> Any:
+        failure = self._route.failure
+        if failure is not None:  # dropped while this image was on its way
+            raise RouteUnavailable(self._route, failure.cause, failure.why)
+        spent = _SPENT.get()
+        if spent is not None:
+            spent.append(Usage())  # one request asked, paid or not
+        try:
+            completion = await self._client.chat(payload, **hooks)
+        except LlamavisError as exc:
+            why = route_failure(exc)
+            if why is None:
+                raise
+            raise RouteUnavailable(self._route, exc, why) from exc
+        if spent is not None:
+            spent[-1] = completion.usage or Usage()
+        return completion
+
+
+class FallbackRunner:
+    """A Runner's face (``run``, ``aclose``) over several routes, in order."""
+
+    def __init__(self, routes: list[Route], on_note: Note) -> None:
+        self.routes = routes
+        self.cfg = routes[0].cfg
+        self._note = on_note
+
+    async def run(self, source: str, *, on_delta: Any = None, on_reset: Any = None) -> Result:
+        """Ask the first live route; on a route failure drop it and ask the next."""
+        spent: list[Usage] = []
+        token = _SPENT.set(spent)
+        try:
+            for route in self.routes:
+                if route.failure is not None:
+                    continue
+                done = len(spent)
+                try:
+                    result = await route.runner.run(source, on_delta=on_delta, on_reset=on_reset)
+                except RouteUnavailable as exc:
+                    self._drop(exc)
+                    if on_reset is not None:
+                        on_reset()  # a partial answer from the dropped route is not the answer
+                    continue
+                for usage in spent[:done]:  # what failed routes cost for this image
+                    result.usage = result.usage + usage
+                result.attempts += done
+                return result
+            return self._no_route(source, spent)
+        finally:
+            _SPENT.reset(token)
+
+    async def cached(self, source: str) -> Result | None:
+        """A stored answer from any live route (each keys its own), sending nothing."""
+        for route in self.routes:
+            if route.failure is None and route.runner is not None:
+                hit = await route.runner.cached(source)
+                if hit is not None:
+                    return hit
+        return None
+
+    def _drop(self, exc: RouteUnavailable) -> None:
+        route = exc.route
+        if route.failure is not None:
+            return  # another image already dropped it
+        route.failure = exc
+        left = [r.name for r in self.routes if r.failure is None]
+        then = f"; asking {left[0]} instead" if left else "; no route left"
+        self._note(f"{route.name} {exc.why}, dropped for the rest of the run: "
+                   f"{exc.cause.message}{then}")
+
+    def _no_route(self, source: str, spent: list[Usage]) -> Result:
+        """Every route is gone: a config failure everywhere stops the run, else this image fails."""
+        causes = [r.failure.cause for r in self.routes if r.failure is not None]
+        if all(isinstance(c, ConfigError) for c in causes):
+            raise causes[0]
+        first = self.routes[0]
+        result = Result(image=source, task=self.cfg.task, provider=first.cfg.spec.name,
+                        model=first.cfg.model_id, attempts=len(spent))
+        for usage in spent:
+            result.usage = result.usage + usage
+        error = causes[0].to_dict()
+        error["message"] = "no route could answer: " + "; ".join(
+            f"{r.name}: {r.failure.cause.message}" for r in self.routes if r.failure is not None)
+        result.error = error
+        return result
+
+    async def aclose(self) -> None:
+        for route in self.routes:
+            if route.runner is not None:
+                await route.runner.aclose()
+
+    async def __aenter__(self) -> FallbackRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def make_runner(cfg: Any, fallback: str | list[str] | None, *, on_note: Note,
+                cache: Any = None, stdin: BinaryIO | None = None, concurrency: int = 4,
+                debug: Callable[[str], None] | None = None, transport: Any = None,
+                sleep: Any = None, runner_class: Callable[..., Any] | None = None) -> Any:
+    """A plain Runner when there is no fallback; else a FallbackRunner over the routes.
+
+    ``runner_class`` makes each route's Runner (default ``tasks.Runner``): a roboflow run
+    gives one whose images are shared between its steps.
+    """
+    from llamavis.run.runner import Runner
+
+    make: Callable[..., Any] = runner_class or Runner
+    specs = parse_routes(fallback)
+    if not specs:
+        return make(cfg, cache=cache, stdin=stdin, concurrency=concurrency, debug=debug,
+                    transport=transport, sleep=sleep)
+    routes = _unique([Route(cfg), *filter(None, (_fallback_route(cfg, s, on_note) for s in specs))])
+    # An image given as `-` is read once and handed again to the next route.
+    shared_stdin = cast(BinaryIO, _ReplayedStdin(stdin)) if stdin is not None else None
+    for route in routes:
+        client = _client(route.cfg, concurrency, debug, transport, sleep)
+        route.runner = make(route.cfg, cache=cache, client=_GuardedClient(client, route),
+                            stdin=shared_stdin, concurrency=concurrency, debug=debug)
+    return FallbackRunner(routes, on_note)
+
+
+def _fallback_route(cfg: Any, spec: RouteSpec, on_note: Note) -> Route | None:
+    """The fallback's own config (key, endpoint, model id), or None with a note to skip it."""
+    from llamavis.backends.providers import get_provider, resolve_base_url
+    from llamavis.run.config import find_key
+
+    provider = get_provider(spec.provider)
+    try:
+        model_id = provider.model_id(spec.model or _alias_of(cfg.model_id) or cfg.model_id)
+        base_url = resolve_base_url(provider)  # its own variable or default, never --base-url
+        key = find_key(provider, None, required=True)
+    except (ConfigError, UsageError) as exc:
+        on_note(f"fallback {spec.provider} skipped: {exc}")
+        return None
+    return Route(dataclasses.replace(cfg, spec=provider, model_id=model_id, base_url=base_url,
+                                     api_key=key))
+
+
+def _alias_of(model_id: str) -> str | None:
+    """The alias (11b, 90b, scout, maverick) some provider uses ``model_id`` for."""
+    from llamavis.backends.providers import PROVIDERS
+
+    return next(filter(None, (spec.alias_of(model_id) for spec in PROVIDERS.values())), None)
+
+
+def _unique(routes: list[Route]) -> list[Route]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for route in routes:
+        key = (route.cfg.spec.name, route.cfg.model_id, route.cfg.base_url)
+        if key not in seen:
+            seen.add(key)
+            out.append(route)
+    return out
+
+
+def _client(cfg: Any, concurrency: int, debug: Any, transport: Any, sleep: Any) -> Any:
+    from llamavis.backends.factory import make_client
+    from llamavis.backends.retry import AdaptiveLimiter
+
+    kwargs: dict[str, Any] = {
+        "api_key": cfg.api_key, "base_url": cfg.base_url, "timeout": cfg.timeout,
+        "max_retries": cfg.max_retries, "limiter": AdaptiveLimiter(max(1, concurrency)),
+        "debug": debug, "transport": transport,
+        "engine": getattr(cfg, "engine", None),  # --device, --batch-size... for -P transformers
+    }
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return make_client(cfg.spec, **kwargs)
+
+
+class _ReplayedStdin:
+    """Standard input read once and handed again to the next route (an image given as `-`)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._data: bytes | None = None
+        self._lock = threading.Lock()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._lock:
+            if self._data is None:
+                self._data = getattr(self._stream, "buffer", self._stream).read(size)
+            return self._data

@@ -1,0 +1,286 @@
+"""One image through one task -> Result. The only orchestrator.
+
+A Runner holds what a whole run shares (the HTTP client, the result cache) and
+turns one image source into one Result: read, prepare, look up the cache, ask,
+check and re-ask, store. Per-image problems become ``Result.error``; only
+problems that must stop a batch (a rejected key, a usage error) are raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, BinaryIO
+
+from llamavis.errors import ConfigError, LlamavisError, UsageError
+from llamavis.run.config import TaskConfig
+from llamavis.types import (
+    Completion,
+    PreparedImage,
+    Result,
+    Usage,
+)
+
+DeltaHook = Callable[[str], None]
+
+
+def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
+    """The layout Llama 3.2 Vision was trained on: one user turn, the image first, no system."""
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": image.data_url()}},
+                {"type": "text", "text": text},
+            ],
+        }
+    ]
+
+
+def open_client(
+    cfg: TaskConfig,
+    *,
+    concurrency: int = 4,
+    debug: Callable[[str], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    transport: Any = None,
+) -> Any:
+    """The client for cfg's route (backends.factory.make_client), sized for ``concurrency``."""
+    from llamavis.backends import factory
+    from llamavis.backends.retry import AdaptiveLimiter
+
+    kwargs: dict[str, Any] = {
+        "api_key": cfg.api_key,
+        "base_url": cfg.base_url,
+        "timeout": cfg.timeout,
+        "max_retries": cfg.max_retries,
+        "limiter": AdaptiveLimiter(max(1, int(concurrency))),
+        "debug": debug,
+        "transport": transport,
+        "engine": cfg.engine,  # the in-process engine's options (-P transformers)
+    }
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return factory.make_client(cfg.spec, **kwargs)
+
+
+class Runner:
+    """Runs a TaskConfig over images, one at a time or many concurrently.
+
+    ``aclose`` closes its client; an owner sharing one client between Runners (the core's
+    Engine) closes that client itself instead.
+    """
+
+    def __init__(
+        self,
+        cfg: TaskConfig,
+        *,
+        cache: Any = None,
+        client: Any = None,
+        stdin: BinaryIO | None = None,
+        concurrency: int = 4,
+        debug: Callable[[str], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        transport: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self.stdin = stdin
+        self.clock = clock
+        self._debug = debug
+        self._client = client
+        self._client_args = {"debug": debug, "sleep": sleep, "transport": transport,
+                             "concurrency": concurrency}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = open_client(self.cfg, **self._client_args)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Runner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- preparing -------------------------------------------------------------
+
+    async def prepare(self, source: Any) -> PreparedImage:
+        """Read and prepare one image off the event loop (both cores work).
+
+        ``source`` is a path, URL or "-" (as the command line names images) or an
+        ``inputs.ImageInput`` (an image the Python API was handed in memory).
+        """
+        return await asyncio.to_thread(lambda: self._prepare(self._read(source), str(source)))
+
+    def _read(self, source: Any) -> bytes:
+        """The bytes of one source: a file, URL or "-" as read_source reads them, or the
+        bytes of an image handed over in memory."""
+        from llamavis.images.inputs import ImageInput
+        from llamavis.images.sources import read_source
+
+        if isinstance(source, ImageInput):
+            return source.read(self.stdin)
+        return read_source(source, stdin=self.stdin)
+
+    def _prepare(self, data: bytes, source: str) -> PreparedImage:
+        from llamavis.images.prepare import prepare_image
+
+        return prepare_image(data, source=source, purpose=self.cfg.image_purpose,
+                             accepted_mimes=self.cfg.spec.image_mimes, max_side=self._max_side())
+
+    def _max_side(self) -> int:
+        from llamavis.backends.models import profile_for
+
+        return profile_for(self.cfg.model_id).max_side  # the model family's own size
+
+    def cache_key(self, data: bytes) -> str:
+        """Keyed by the image as read plus how it is prepared: a re-run decodes nothing."""
+        from llamavis.images.prepare import recipe
+        from llamavis.store.cache import cache_key
+
+        how = recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes, self._max_side())
+        return cache_key(image=hashlib.sha256(data).hexdigest(), prepared=how,
+                         **self.cfg.cache_parts())
+
+    def lookup(self, data: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        """(cache key, stored result) for an image's bytes; blocking (the store may wait on
+        another process's lock), so call it off the event loop."""
+        if self.cache is None:
+            return None, None
+        key = self.cache_key(data)
+        return key, self.cache.get(key)
+
+    async def load(self, source: Any) -> tuple[Any, Any, Any]:
+        """(cache key, stored result, prepared image or None on a hit) for one source: read,
+        look up and, on a miss, prepare it in one trip off the event loop."""
+        return await asyncio.to_thread(self._load, source)
+
+    def _load(self, source: Any, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
+        data = self._read(source)
+        key, hit = self.lookup(data)
+        if hit is not None or lookup_only:
+            return key, hit, None
+        return key, None, self._prepare(data, str(source))
+
+    async def cached(self, source: Any) -> Result | None:
+        """The stored answer for ``source``, or None; never sends a request (for --max-cost
+        and --dry-run: a cached answer costs nothing)."""
+        try:
+            _, hit, _ = await asyncio.to_thread(self._load, source, lookup_only=True)
+        except LlamavisError:
+            return None
+        if hit is None:
+            return None
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
+                        model=self.cfg.model_id)
+        return self._from_cache(result, hit, self.clock())
+
+    def payload(self, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
+        from llamavis.backends.client import build_payload
+        from llamavis.tasks.guided import guided_fields
+
+        spec = self.cfg.output_spec()
+        # Whether the endpoint honours response_format is the client's to find out.
+        return build_payload(
+            self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
+            json_schema=spec.json_schema, json_wanted=spec.wants_json, guide=guided_fields(spec),
+        )
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(
+        self, source: Any, *, on_delta: DeltaHook | None = None,
+        on_reset: Callable[[], None] | None = None,
+    ) -> Result:
+        """One image through the task; per-image failures end up in Result.error."""
+        start = self.clock()
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
+                        model=self.cfg.model_id)
+        try:
+            key, hit, image = await self.load(source)
+            if hit is not None:
+                return self._from_cache(result, hit, start)
+            await self._ask(result, image, on_delta, on_reset)
+            if key is not None:
+                self.cache.put_soon(key, result.to_dict())  # stored in batches by its writer
+        except (ConfigError, UsageError):
+            raise
+        except LlamavisError as exc:
+            if self._debug is not None:
+                self._debug(f"{source}: " + "".join(traceback.format_exception(exc)).rstrip())
+            result.error = exc.to_dict()
+            result.raw = exc.raw or result.raw
+            result.attempts = exc.attempts
+            if isinstance(exc.usage, Usage):
+                result.usage = exc.usage
+        except Exception:
+            if self._debug is not None:  # a bug: --debug shows where (never local variables)
+                self._debug(f"internal error on {source}:\n{traceback.format_exc().rstrip()}")
+            raise
+        result.elapsed_s = self.clock() - start
+        return result
+
+    async def _ask(
+        self, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
+        on_reset: Callable[[], None] | None,
+    ) -> None:
+        """Ask until an answer checks out (structured.resolve counts attempts and usage)."""
+        from llamavis.tasks.answers import resolve
+
+        stream_to = on_delta if self.cfg.task_spec.streams else None
+        # A stream cut mid-way is asked again from the start: clear what was shown.
+        on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
+
+        async def ask(messages: list[dict[str, Any]]) -> Completion:
+            payload = self.payload(messages, stream=stream_to is not None)
+            completion: Completion = await self.client.chat(payload, on_delta=stream_to,
+                                                            on_retry=on_retry)
+            return completion
+
+        resolution = await resolve(
+            ask, build_messages(image, self.cfg.prompt_text), self.cfg.output_spec(),
+            max_retries=self.cfg.max_retries,
+            on_retry=(lambda _n, _check: on_reset()) if on_reset is not None else None,
+        )
+        result.output = resolution.value
+        result.raw = resolution.raw
+        result.usage = resolution.usage
+        result.attempts = resolution.attempts
+        result.confidence = resolution.confidence
+        result.truncated = resolution.truncated
+
+    def _from_cache(self, result: Result, hit: dict[str, Any], start: float) -> Result:
+        """The stored answer under this run's names (the same image may have another path)."""
+        return replace(Result.from_dict(hit), image=result.image, task=result.task,
+                       provider=result.provider, model=result.model, attempts=0, cached=True,
+                       error=None, elapsed_s=self.clock() - start)
+
+    async def dry_run(self, source: Any) -> dict[str, Any]:
+        """The request that would be sent for one image, image data shortened, key redacted."""
+        from llamavis.backends.client import redact_payload
+
+        image = await self.prepare(source)
+        payload = self.payload(build_messages(image, self.cfg.prompt_text), stream=False)
+        # What this provider's wire really carries (Workers AI: its native input).
+        wire = getattr(self.client, "request_for", None)
+        url, payload = wire(payload) if wire else (f"{self.cfg.base_url}/chat/completions", payload)
+        return {
+            "image": str(source),
+            "method": "POST",
+            "url": url,
+            "headers": self.client.headers(redact=True),
+            "json": redact_payload(payload),
+            "image_size": [image.width, image.height],
+            "image_bytes": len(image.data),
+        }

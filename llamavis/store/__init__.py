@@ -1,0 +1,1 @@
+"""What llamavis keeps on disk: its folders, keys and the result cache."""
