@@ -7,7 +7,7 @@
     ...         print(result.image, result.output)
     >>> llamavis.analyze("photo.jpg", task="ocr").output  # one-shot
 
-The command line runs on the same core (llamavis.run.session). The API is importable without
+The command line runs on the same core (llamavis.run.session.Session). The API is importable without
 the CLI; heavy modules (httpx, Pillow, pydantic) load on first use.
 """
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         RefusedError,
         UsageError,
     )
-    from llamavis.run.session import RunOptions
+    from llamavis.run.options import RunOptions
     from llamavis.tasks.specs import TaskSpec
     from llamavis.types import Result, Usage
 
@@ -60,7 +60,7 @@ __all__ = [
 
 _LAZY = {
     "Client": "api", "analyze": "api", "analyze_async": "api", "analyze_many": "api",
-    "RunOptions": "run.session", "TaskSpec": "tasks.specs",
+    "RunOptions": "run.options", "TaskSpec": "tasks.specs",
     "Result": "types", "Usage": "types",
     "AuthError": "errors", "ConfigError": "errors", "ImageError": "errors",
     "InvalidOutputError": "errors", "LlamavisError": "errors", "ProviderError": "errors",

@@ -1,6 +1,6 @@
 """The Python API: ``llamavis.Client`` and the one-shot ``analyze`` functions.
 
-A Client is a thin shell over ``llamavis.run.session.Engine``, the core the commands run on. It
+A Client is a thin shell over ``llamavis.run.session.Session``, the core the commands run on. It
 owns an event loop on a thread of its own, where its HTTP pool lives: blocking calls
 (``analyze``), async ones (``await aanalyze``) and calls made inside a running event loop
 (a Jupyter notebook) all run there, so the pool is reused by every call, whatever the
@@ -10,7 +10,6 @@ caller's loop.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import queue
 import threading
 import weakref
@@ -19,7 +18,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from llamavis.images.inputs import as_source, as_sources
-from llamavis.run.session import Engine, RunOptions, TaskArgs
+from llamavis.run.options import RunOptions, TaskArgs
+from llamavis.run.protocol import Source, TaskRunner
+from llamavis.run.session import Session
 from llamavis.types import Result
 
 T = TypeVar("T")
@@ -43,12 +44,12 @@ class Client:
 
     def __init__(self, **options: Any) -> None:
         self.options = RunOptions(**options)
-        self._engine = Engine(self.options)  # the config, key and template: on first use
+        self._session = Session(self.options)  # the config, key and template: on first use
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._finalizer: Any = None  # stops the thread of a Client dropped without close()
+        self._finalizer: weakref.finalize[Any, Any] | None = None  # stops a dropped Client's thread
 
     def __repr__(self) -> str:
         return f"Client(provider={self.options.provider!r}, model={self.options.model!r})"
@@ -75,7 +76,7 @@ class Client:
     def check(self, task: str = "caption", **task_args: Any) -> None:
         """Raise now the UsageError or ConfigError a call with these arguments would meet
         (unknown task, missing classes, bad schema, no key); sends nothing."""
-        self._engine.config(TaskArgs(task, **task_args))
+        self._session.config(TaskArgs(task, **task_args))
 
     # -- many images ---------------------------------------------------------
 
@@ -128,7 +129,7 @@ class Client:
         if self._finalizer is not None:
             self._finalizer.detach()
         try:
-            asyncio.run_coroutine_threadsafe(self._engine.aclose(), loop).result()
+            asyncio.run_coroutine_threadsafe(self._session.aclose(), loop).result()
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
@@ -156,11 +157,10 @@ class Client:
                    on_delta: Callable[[str], None] | None) -> Result:
         found: list[Result] = []
 
-        async def streamed(runner: Any, source: Any) -> Result:
-            result: Result = await runner.run(source, on_delta=on_delta)
-            return result
+        async def streamed(runner: TaskRunner, source: Source) -> Result:
+            return await runner.run(source, on_delta=on_delta)
 
-        await self._engine.run(args, [as_source(image, id)], on_result=found.append,
+        await self._session.run(args, [as_source(image, id)], on_result=found.append,
                                run_one=streamed if on_delta is not None else None)
         return found[0]
 
@@ -168,7 +168,7 @@ class Client:
                     put: Callable[[Result], None]) -> None:
         if isinstance(images, (str, bytes)):
             raise TypeError("analyze_many takes a list (or any iterable) of images")
-        await self._engine.run(args, as_sources(images), on_result=put, ordered=ordered)
+        await self._session.run(args, as_sources(images), on_result=put, ordered=ordered)
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -247,7 +247,7 @@ def analyze_many(images: Iterable[Any], task: str = "caption", *,
 
 
 def _client(options: RunOptions) -> Client:
-    return Client(**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
+    return Client(**options.as_kwargs())
 
 
 def _stop(loop: asyncio.AbstractEventLoop) -> None:

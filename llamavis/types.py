@@ -7,6 +7,10 @@ from typing import Any
 
 from llamavis.urls import shown
 
+# Defaults written once: the command line, the API, the config and the clients all use these.
+DEFAULT_TIMEOUT_S = 120.0  # seconds allowed for one request
+DEFAULT_RETRIES = 2  # retries of a failed request, and re-asks of an invalid answer
+
 
 @dataclass
 class Usage:

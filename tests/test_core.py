@@ -14,7 +14,7 @@ from llamavis.cli import commands
 from llamavis.cli import options as cli_options
 from llamavis.cli.invocation import Invocation
 from llamavis.run import config as settings
-from llamavis.run.session import Engine, RunOptions, TaskArgs
+from llamavis.run.session import RunOptions, Session, TaskArgs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = "http://127.0.0.1:8000/v1"
@@ -67,24 +67,24 @@ def test_the_api_caches_answers_by_default_and_cache_false_asks_again(respx_mock
     assert not fresh.cached and route.call_count == 2
 
 
-def test_an_engine_reads_the_keys_once_for_every_task_it_runs(monkeypatch):
+def test_a_session_reads_the_keys_once_for_every_task_it_runs(monkeypatch):
     reads = []
     real = settings.load_keys
     monkeypatch.setattr(settings, "load_keys", lambda: reads.append(1) or real())
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
-    engine = Engine(RunOptions())
-    caption = engine.config(TaskArgs("caption"))
-    ocr = engine.config(TaskArgs("ocr"))
-    again = engine.config(TaskArgs("caption"))
+    session = Session(RunOptions())
+    caption = session.config(TaskArgs("caption"))
+    ocr = session.config(TaskArgs("ocr"))
+    again = session.config(TaskArgs("caption"))
     assert len(reads) == 1
     assert again is caption and ocr.task == "ocr" and ocr.route == caption.route
-    assert caption.spec.name == "openrouter"
+    assert caption.provider.name == "openrouter"
 
 
 def test_a_task_mistake_is_reported_before_a_missing_key():
     # `llamavis classify x.jpg` with no key and no classes: the usage error comes first.
-    engine = Engine(RunOptions(provider="openrouter"))
+    session = Session(RunOptions(provider="openrouter"))
     with pytest.raises(llamavis.UsageError, match="classify needs classes"):
-        engine.config(TaskArgs("classify"))
+        session.config(TaskArgs("classify"))
     with pytest.raises(llamavis.ConfigError, match="OPENROUTER_API_KEY"):
-        engine.config(TaskArgs("caption"))
+        session.config(TaskArgs("caption"))

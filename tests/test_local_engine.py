@@ -65,14 +65,14 @@ def test_batch_size_defaults_per_device_unless_given():
 
 
 def test_concurrency_default_fills_two_batches_for_the_local_engine_only():
-    assert default_concurrency("openai", {"batch_size": 32}) == 4
-    assert default_concurrency("transformers", {"batch_size": 6}) == 12
-    assert default_concurrency("transformers", {}) == 16
+    assert default_concurrency("openai", EngineOptions(batch_size=32)) == 4
+    assert default_concurrency("transformers", EngineOptions(batch_size=6)) == 12
+    assert default_concurrency("transformers", EngineOptions()) == 16
 
 
 def test_cli_engine_options_keep_only_what_was_typed():
     opts = {"device": "cpu", "dtype": None, "load_in_4bit": False, "batch_size": 2, "model": "x"}
-    assert engine_from_cli(opts) == {"device": "cpu", "batch_size": 2}
+    assert engine_from_cli(opts) == EngineOptions(device="cpu", batch_size=2)
 
 
 def test_bad_device_on_the_command_line_exits_2_before_loading_anything():
@@ -277,7 +277,7 @@ def test_concurrent_chats_share_a_batch_and_stream_on_the_event_loop(monkeypatch
     async def main() -> tuple[list[Completion], list[tuple[str, bool]]]:
         loop_thread = threading.get_ident()
         seen: list[tuple[str, bool]] = []
-        client = LocalClient(SPEC, engine={"batch_size": 4}, api_key=None, timeout=5.0)
+        client = LocalClient(SPEC, engine=EngineOptions(batch_size=4), api_key=None, timeout=5.0)
         calls = [client.chat(_payload(stream=True),
                              on_delta=lambda p: seen.append((p, threading.get_ident() == loop_thread)))]
         calls += [client.chat(_payload()) for _ in range(3)]

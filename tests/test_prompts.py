@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from llamavis.errors import ConfigError, UsageError
-from llamavis.run.config import build_config
+from llamavis.run.session import RunOptions, Session, TaskArgs
 from llamavis.tasks import prompts
+
+
+def build_config(task, **kwargs):
+    """A task's config the way every run resolves it: through a Session."""
+    options, args = RunOptions.split(kwargs)
+    return Session(options).config(TaskArgs(task, **args))
 
 
 def write(tmp_path, text: str, name: str = "mine.toml"):

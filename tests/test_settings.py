@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from llamavis.errors import UsageError
-from llamavis.run.config import build_config
+from llamavis.run.session import RunOptions, Session, TaskArgs
+
+
+def build_config(task, **kwargs):
+    """A task's config the way every run resolves it: through a Session."""
+    options, args = RunOptions.split(kwargs)
+    return Session(options).config(TaskArgs(task, **args))
 
 
 @pytest.mark.parametrize("url", ["ftp://host/v1", "localhost:8000/v1", "http://"])

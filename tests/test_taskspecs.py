@@ -15,8 +15,14 @@ import llamavis
 from llamavis.cli import commands
 from llamavis.cli.output.term import answer_renderable
 from llamavis.cli.output.writers import SidecarWriter
-from llamavis.run.config import build_config
+from llamavis.run.session import RunOptions, Session, TaskArgs
 from llamavis.tasks import specs as taskspecs
+
+
+def build_config(task, **kwargs):
+    """A task's config the way every run resolves it: through a Session."""
+    options, args = RunOptions.split(kwargs)
+    return Session(options).config(TaskArgs(task, **args))
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = "http://127.0.0.1:8000/v1"

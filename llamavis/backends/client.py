@@ -38,7 +38,7 @@ from llamavis.errors import (
     RateLimited,
     UsageError,
 )
-from llamavis.types import Completion
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Completion
 
 __all__ = ["ChatClient", "build_payload", "checked_base_url", "redact_payload"]
 
@@ -58,9 +58,9 @@ class ChatClient:
         *,
         api_key: str | None,
         base_url: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = 10.0,
-        max_retries: int = 2,
+        max_retries: int = DEFAULT_RETRIES,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         limiter: AdaptiveLimiter | None = None,
@@ -153,6 +153,10 @@ class ChatClient:
         self._log("the endpoint refused response_format; validating prompt-only JSON instead")
         plain = without_json_mode(payload)
         return await self._run(lambda: self._attempt(plain, on_delta), on_retry)
+
+    async def agree(self, model_id: str) -> str:
+        """Accept the model's licence (Cloudflare's Meta licence); only Workers AI has one."""
+        raise ConfigError(f"{self.spec.name} has no licence to agree to for {model_id}")
 
     async def list_models(self) -> list[dict]:
         """The model objects of the provider's model list (``GET /models``: its ``data``)."""

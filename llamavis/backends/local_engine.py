@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from llamavis.backends.protocol import Payload
 from llamavis.backends.providers import ProviderSpec
 from llamavis.engine.batcher import MicroBatcher
 from llamavis.engine.jobs import Job, job_from_payload
 from llamavis.engine.options import EngineOptions
 from llamavis.types import Completion
+
+if TYPE_CHECKING:
+    from llamavis.engine.loader import Engine as Model
 
 JOIN_S = 10.0  # how long aclose() waits for a worker to leave its batch
 
@@ -24,14 +28,16 @@ JOIN_S = 10.0  # how long aclose() waits for a worker to leave its batch
 class LocalClient:
     """Answers chat-completions payloads with the in-process model (no network, no key)."""
 
-    def __init__(self, spec: ProviderSpec, *, engine: dict[str, Any] | None = None,
-                 debug: Callable[[str], None] | None = None, **_http_options: Any) -> None:
-        # ChatClient's HTTP options (key, base URL, timeout, retries, transport) mean nothing here.
+    def __init__(self, spec: ProviderSpec, *, engine: EngineOptions | None = None,
+                 debug: Callable[[str], None] | None = None, base_url: str | None = None,
+                 **_http_options: object) -> None:
+        # ChatClient's other HTTP options (key, timeout, retries, transport) mean nothing here.
         self.spec = spec
-        self.options = EngineOptions.from_mapping(engine)
+        self.base_url = base_url or spec.base_url
+        self.options = engine or EngineOptions()
         self._debug = debug
         self._batchers: dict[str, MicroBatcher] = {}
-        self._engines: dict[str, Any] = {}
+        self._engines: dict[str, Model] = {}
 
     def __repr__(self) -> str:
         return f"LocalClient(provider={self.spec.name!r}, options={self.options})"
@@ -41,6 +47,10 @@ class LocalClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def request_for(self, payload: Payload) -> tuple[str, Payload]:
+        """The payload as it is: nothing translates it on the way to the model."""
+        return f"{self.base_url}/chat/completions", payload
 
     def headers(self, *, redact: bool = False) -> dict[str, str]:
         """Nothing is sent over a network, so there are no headers (and no key)."""
@@ -61,7 +71,7 @@ class LocalClient:
 
     async def chat(
         self,
-        payload: dict,
+        payload: Payload,
         *,
         on_delta: Callable[[str], None] | None = None,
         on_retry: Callable[[str], None] | None = None,

@@ -1,7 +1,8 @@
 """Run one task command: its typed options into the core, images into a batch, results out.
 
 Commands are thin: they collect options and call ``execute``, which builds the core's
-``Engine`` (llamavis.run.session) from them, as ``llamavis.Client`` does. Results go to stdout
+``Session`` (llamavis.run.session) from them, as ``llamavis.Client`` does; a dry run goes
+through the same session (so --fallback's routes are shown). Results go to stdout
 (plain text, TSV, JSON or JSONL); progress, notes and errors to stderr.
 """
 
@@ -19,8 +20,9 @@ from typing import Any
 from llamavis.cli.invocation import Invocation, parse_vars
 from llamavis.cli.output import render
 from llamavis.errors import ExitCode, LlamavisError, UsageError
-from llamavis.run.config import TaskConfig
-from llamavis.run.session import Engine, TaskArgs
+from llamavis.run.options import TaskArgs
+from llamavis.run.protocol import Source, TaskRunner
+from llamavis.run.session import DryRun, Session
 from llamavis.types import Result
 
 __all__ = ["execute", "parse_vars", "show_schema"]
@@ -75,10 +77,10 @@ def execute(task: str, params: dict[str, Any]) -> int:
         from llamavis.store.cache import default_path
 
         options = replace(options, cache=options.cache and default_path().exists())
-    engine = Engine(options, stdin=sys.stdin.buffer, require_key=not opts.dry_run,
-                    debug=render.debug_line if opts.debug else None, on_warning=render.note)
+    session = Session(options, stdin=sys.stdin.buffer, require_key=not opts.dry_run,
+                      debug=render.debug_line if opts.debug else None, on_warning=render.note)
     args = opts.task_args(task)
-    cfg = engine.config(args)  # usage and configuration errors before any image is read
+    session.config(args)  # usage and configuration errors before any image is read
     head, sources = peek(image_sources(opts), 2)
     if not head:
         raise UsageError("no images found in the given inputs")
@@ -93,14 +95,14 @@ def execute(task: str, params: dict[str, Any]) -> int:
             sidecars.check_writable()
         sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
     if opts.dry_run:
-        return dry_run(engine, cfg, sources)
+        return asyncio.run(dry_run(session, args, sources))
     total = None
     if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first;
         # but not a list still coming down a pipe (`find | llamavis`): that streams in.
         listed = list(sources)
         sources, total = iter(listed), len(listed)
-    return asyncio.run(run_many(engine, args, sources, single=single, sidecars=sidecars,
+    return asyncio.run(run_many(session, args, sources, single=single, sidecars=sidecars,
                                 opts=opts, total=total))
 
 
@@ -115,19 +117,18 @@ def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
         render.note(f"skipped {skipped} image(s) whose sidecar exists (--overwrite to redo them)")
 
 
-async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, single: bool,
+async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, single: bool,
                    sidecars: Any, opts: Invocation, total: int | None = None) -> int:
-    cfg = engine.config(args)  # resolved already: this is the same config
-    if opts.max_cost is not None and cfg.spec.price(cfg.model_id) is None:
-        render.note(f"no price is known for {cfg.spec.name} {cfg.model_id}: --max-cost counts only "
+    cfg = session.config(args)  # resolved already: this is the same config
+    if opts.max_cost is not None and cfg.provider.price(cfg.model_id) is None:
+        render.note(f"no price is known for {cfg.provider.name} {cfg.model_id}: --max-cost counts only "
                     "costs the provider itself reports")
     out = render.ResultSink(task=cfg.task, single=single, opts=opts, sidecars=sidecars)
     live = out.live_stream() if single else None
 
-    async def run_one(runner: Any, source: str) -> Result:
+    async def run_one(runner: TaskRunner, source: Source) -> Result:
         if live is None:
-            result: Result = await runner.run(source)
-            return result
+            return await runner.run(source)
         with live:
             result = await runner.run(source, on_delta=live.delta, on_reset=live.reset)
             if result.error is not None:
@@ -135,7 +136,7 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
             return result
 
     try:
-        summary = await engine.run(args, sources, on_result=out.write,
+        summary = await session.run(args, sources, on_result=out.write,
                                    on_progress=out.progress, total=total, run_one=run_one)
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
         out.close()
@@ -146,7 +147,7 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
     finally:
         out.close()
         SKIPS.close()
-        await engine.aclose()
+        await session.aclose()
     out.summary(summary, show_usage=opts.usage)
     if summary.stopped_reason == "max_cost":
         render.note(f"stopped: the batch reached --max-cost ${opts.max_cost:g}; "
@@ -154,50 +155,40 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
     return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
 
 
-def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
-    """Print the requests that would be sent, their number and estimated cost; send nothing.
+async def dry_run(session: Session, args: TaskArgs, sources: Iterator[str]) -> int:
+    """Print the requests a run would send (to the routes it would use), their number and
+    estimated cost; send nothing. An image whose answer is cached costs nothing."""
+    def bad_image(source: str, exc: LlamavisError) -> None:
+        render.error_line(source, exc.to_dict())
 
-    An image whose answer is in the cache would be answered from it: no request, no cost."""
-    from llamavis.backends.pricing import estimate_request
-
-    runner = engine.runner(cfg, fallback=False)
-    requests: list[dict[str, Any]] = []
-    cost: float | None = 0.0
-    failed = cached = 0
-
-    async def prepare_all() -> None:  # one event loop for every image, not one each
-        nonlocal cost, failed, cached
-        for source in sources:
-            # (standard input can be read once: "-" is counted as a request)
-            if runner.cache is not None and source != "-" and await runner.cached(source):
-                cached += 1
-                continue
-            try:
-                req = await runner.dry_run(source)
-            except LlamavisError as exc:  # a bad image is reported, the rest go on
-                render.error_line(source, exc.to_dict())
-                failed += 1
-                continue
-            est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text, cfg.params.max_tokens)
-            cost = None if cost is None or est is None else cost + est
-            requests.append(req)
-
-    asyncio.run(prepare_all())
-    if engine.cache is not None:
-        engine.cache.close()
-    doc = {
-        "provider": cfg.spec.name, "model": cfg.model_id, "request_count": len(requests),
-        "cached_count": cached, "estimated_cost_usd": None if cost is None else round(cost, 8),
-        "requests": requests,
-    }
-    SKIPS.close()
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    try:
+        plan = await session.dry_run(args, sources, on_error=bad_image)
+    finally:
+        await session.aclose()
+        SKIPS.close()
+    sys.stdout.write(json.dumps(dry_run_doc(plan), indent=2, ensure_ascii=False) + "\n")
+    first, cost = plan.routes[0], plan.cost_usd
     price = ("unknown (no price known for this model)" if cost is None
              else f"about ${cost:.6f} (one answer per image at --max-tokens; re-asks add to it)")
-    from_cache = f"{cached} image(s) already answered in the cache (no request, no cost); " if cached else ""
-    render.note(f"dry run: {len(requests)} request(s) to {cfg.spec.name} {cfg.model_id}; "
-                f"{from_cache}estimated cost {price}; nothing was sent")
-    return ExitCode.FAILED if failed else ExitCode.OK
+    from_cache = (f"{plan.cached} image(s) already answered in the cache (no request, no cost); "
+                  if plan.cached else "")
+    then = "".join(f", then {c.provider.name} {c.model_id}" for c in plan.routes[1:])
+    render.note(f"dry run: {len(plan.requests)} request(s) to {first.provider.name} "
+                f"{first.model_id}{then}; {from_cache}estimated cost {price}; nothing was sent")
+    return ExitCode.FAILED if plan.failed else ExitCode.OK
+
+
+def dry_run_doc(plan: DryRun) -> dict[str, Any]:
+    """The JSON a dry run prints: the first route's names, every route, the requests."""
+    first, cost = plan.routes[0], plan.cost_usd
+    return {
+        "provider": first.provider.name, "model": first.model_id,
+        "routes": [{"provider": c.provider.name, "model": c.model_id, "base_url": c.base_url}
+                   for c in plan.routes],
+        "request_count": len(plan.requests), "cached_count": plan.cached,
+        "estimated_cost_usd": None if cost is None else round(cost, 8),
+        "requests": plan.requests,
+    }
 
 
 def show_schema(task: str, params: dict[str, Any]) -> int:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamavis.engine.options import EngineOptions
 from llamavis.errors import UsageError
-from llamavis.run.session import RunOptions, TaskArgs
+from llamavis.run.options import RunOptions, TaskArgs
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class Invocation:
     max_tokens: int | None = None
     temperature: float | None = None
     seed: int | None = None
-    timeout: float = 120.0
-    max_retries: int = 2
+    timeout: float = DEFAULT_TIMEOUT_S
+    max_retries: int = DEFAULT_RETRIES
     # output
     json_out: bool = False
     jsonl: bool = False
@@ -77,8 +79,8 @@ class Invocation:
             ordered=self.ordered, fallback=self.fallback, engine=self.engine_options(),
         )
 
-    def engine_options(self) -> dict[str, Any]:
-        """--device, --dtype, --load-in-4bit, --batch-size as given (checked)."""
+    def engine_options(self) -> EngineOptions:
+        """--device, --dtype, --load-in-4bit, --batch-size, checked (the one check)."""
         from llamavis.engine.options import CLI_NAMES, engine_from_cli
 
         return engine_from_cli({name: getattr(self, name) for name in CLI_NAMES})

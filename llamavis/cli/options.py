@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+
 Param = tuple[str, Any, Any]  # (name, Annotated type, default)
 
 MODEL = "Model"
@@ -60,8 +62,8 @@ COMMON: list[Param] = [
     _opt("temperature", float | None, None, "--temperature", panel=MODEL, min=0.0, max=2.0,
          help="Sampling temperature, 0.0 to 2.0. Default: the template's."),
     _opt("seed", int | None, None, "--seed", panel=MODEL, help="Sampling seed, where the provider takes one."),
-    _opt("timeout", float, 120.0, "--timeout", panel=MODEL, min=1.0, help="Seconds allowed for one request."),
-    _opt("max_retries", int, 2, "--max-retries", panel=MODEL, min=0,
+    _opt("timeout", float, DEFAULT_TIMEOUT_S, "--timeout", panel=MODEL, min=1.0, help="Seconds allowed for one request."),
+    _opt("max_retries", int, DEFAULT_RETRIES, "--max-retries", panel=MODEL, min=0,
          help="Retries of a failed request, and re-asks of an answer that does not validate."),
     _opt("json_out", bool, False, "--json", panel=OUTPUT,
          help="One JSON document: an object for one image, an array for several."),

@@ -54,16 +54,13 @@ class EngineOptions:
         return self.batch_size or DEFAULT_BATCH.get(device, DEFAULT_BATCH["cpu"])
 
 
-def engine_from_cli(opts: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine options the user typed (others left out), checked."""
-    chosen = {name: opts[name] for name in CLI_NAMES if opts.get(name) not in (None, False)}
-    EngineOptions.from_mapping(chosen)
-    return chosen
+def engine_from_cli(opts: Mapping[str, Any]) -> EngineOptions:
+    """The engine options the user typed, checked (the one check they get)."""
+    return EngineOptions.from_mapping({name: opts.get(name) for name in CLI_NAMES})
 
 
-def default_concurrency(wire: str, engine: Mapping[str, Any] | None) -> int:
+def default_concurrency(wire: str, engine: EngineOptions) -> int:
     """-j when not given: 4 requests for HTTP, two batches' worth for the in-process engine."""
     if wire != "transformers":
         return HTTP_CONCURRENCY
-    batch = EngineOptions.from_mapping(engine).batch_size or max(DEFAULT_BATCH.values())
-    return BATCHES_IN_FLIGHT * batch
+    return BATCHES_IN_FLIGHT * (engine.batch_size or max(DEFAULT_BATCH.values()))

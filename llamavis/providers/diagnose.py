@@ -122,11 +122,10 @@ def _known(spec: Any, model_id: str) -> str:
 
 async def _check(plan: _Ready, probe: bool, timeout: float, transport: Any,
                  clock: Callable[[], float]) -> Verdict:
-    from llamavis.backends.factory import make_client
+    from llamavis.run.clients import open_probe_client
 
-    client = make_client(plan.spec, api_key=plan.api_key, base_url=plan.base_url,
-                         timeout=timeout, connect_timeout=min(timeout, 10.0), max_retries=0,
-                         transport=transport)
+    client = open_probe_client(plan.spec, api_key=plan.api_key, base_url=plan.base_url,
+                               timeout=timeout, max_retries=0, transport=transport)
     started = clock()
     try:
         verdict, detail = await (_probe(client, plan) if probe else _list(client, plan))
@@ -260,15 +259,17 @@ async def served_models(spec: Any, base_url: str | None, api_key: str | None,
                         transport: Any = None) -> list[dict[str, Any]]:
     """What a server really serves (its ``GET /models``), Llama 3.2 Vision ids marked."""
     from llamavis.backends.client import checked_base_url
-    from llamavis.backends.factory import make_client
     from llamavis.backends.models import PROFILES, is_llama32_vision
     from llamavis.backends.providers import resolve_base_url
     from llamavis.run.config import find_key
 
     endpoint = checked_base_url(resolve_base_url(spec, base_url))
     key = find_key(spec, api_key, required=False)
-    async with make_client(spec, api_key=key, base_url=endpoint, timeout=30.0,
-                           connect_timeout=10.0, max_retries=1, transport=transport) as client:
+    from llamavis.run.clients import open_probe_client
+
+    async with open_probe_client(spec, api_key=key, base_url=endpoint, timeout=30.0,
+                                 connect_timeout=10.0, max_retries=1,
+                                 transport=transport) as client:
         items = await client.list_models()
     rows = []
     for item in items:

@@ -87,10 +87,11 @@ def remember(provider: str, base_url: str, now: float | None = None) -> Path:
 async def send_agreement(spec: Any, *, base_url: str, api_key: str | None, model_id: str,
                          transport: Any = None, timeout: float = 60.0) -> str:
     """Send the agreement once; the provider's answer. Raises what the provider said."""
-    from llamavis.backends.factory import make_client
+    from llamavis.run.clients import open_probe_client
 
-    async with make_client(spec, api_key=api_key, base_url=base_url, timeout=timeout,
-                           max_retries=2, transport=transport) as client:
+    async with open_probe_client(spec, api_key=api_key, base_url=base_url, timeout=timeout,
+                                 connect_timeout=10.0, max_retries=2,
+                                 transport=transport) as client:
         answer: str = await client.agree(model_id)
     remember(spec.name, base_url)
     return answer

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -18,7 +17,8 @@ from typing import Any, BinaryIO
 from llamavis.errors import ConfigError, LlamavisError
 from llamavis.roboflow.plan import concurrency, config_kwargs
 from llamavis.roboflow.workflow import ROUTE, Step, Workflow
-from llamavis.run.config import TaskConfig, build_config
+from llamavis.run.config import TaskConfig
+from llamavis.run.protocol import Source
 from llamavis.run.runner import Runner
 from llamavis.types import PreparedImage, Result, Usage
 
@@ -36,11 +36,17 @@ class StepRun:
 
 def configs(workflow: Workflow, opts: dict[str, Any]) -> list[StepRun]:
     """Resolve every step up front: a bad option or a missing key stops the run before any image."""
-    accepted = set(inspect.signature(build_config).parameters)
+    from llamavis.run.options import RunOptions, TaskArgs
+    from llamavis.run.session import Session
+
+    accepted = set(RunOptions.names()) | {"question", "classes", "prompt", "schema", "require_key"}
     runs = []
     for step in workflow.steps:
         try:
-            cfg = build_config(step.task, **config_kwargs(step, opts, accepted))
+            kwargs = config_kwargs(step, opts, accepted)
+            require_key = kwargs.pop("require_key", True)
+            options, task_args = RunOptions.split(kwargs)
+            cfg = Session(options, require_key=require_key).config(TaskArgs(step.task, **task_args))
         except LlamavisError as exc:
             raise _for_step(exc, step) from None
         runs.append(StepRun(step, cfg, concurrency(step, opts)))
@@ -108,12 +114,13 @@ class StepRunner(Runner):
         super().__init__(cfg, **kwargs)
         self.images = images
 
-    async def prepare(self, source: str) -> PreparedImage:
-        return await self.images.prepare(source, self.cfg.image_purpose, self.cfg.spec.image_mimes)
+    async def prepare(self, source: Source) -> PreparedImage:
+        return await self.images.prepare(str(source), self.cfg.image_purpose,
+                                         self.cfg.provider.image_mimes)
 
-    async def load(self, source: str) -> tuple[Any, Any, Any]:
+    async def load(self, source: Source) -> tuple[Any, Any, Any]:
         """As Runner.load, with the bytes and the prepared image shared between steps."""
-        key, hit = await asyncio.to_thread(self.lookup, await self.images.data(source))
+        key, hit = await asyncio.to_thread(self.lookup, await self.images.data(str(source)))
         if hit is not None:
             return key, hit, None
         return key, None, await self.prepare(source)
@@ -238,7 +245,7 @@ async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryI
                 for run, runner in zip(runs, steps, strict=True):
                     request = {"step": run.step.name, **await runner.dry_run(source)}
                     cfg = run.cfg
-                    est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text,
+                    est = estimate_request(cfg.provider, cfg.model_id, cfg.prompt_text,
                                            cfg.params.max_tokens)
                     cost = None if cost is None or est is None else cost + est
                     requests.append(request)
@@ -249,7 +256,7 @@ async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryI
         for runner in steps:
             await runner.aclose()
     return {
-        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.spec.name,
+        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.provider.name,
                    "model": r.cfg.model_id} for r in runs],
         "request_count": len(requests),
         "estimated_cost_usd": None if cost is None else round(cost, 8),

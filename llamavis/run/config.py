@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llamavis.backends.providers import (
     AUTO_ORDER,
@@ -17,11 +17,18 @@ from llamavis.backends.providers import (
     get_provider,
     resolve_base_url,
 )
+from llamavis.engine.options import EngineOptions
 from llamavis.errors import ConfigError, UsageError
+from llamavis.run.options import RunOptions, TaskArgs
 from llamavis.store.paths import load_keys
 from llamavis.tasks import prompts
 from llamavis.tasks import specs as taskspecs
-from llamavis.types import GenParams
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, GenParams
+
+if TYPE_CHECKING:
+    from llamavis.tasks.answers import OutputSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,21 +48,21 @@ class TaskConfig:
     task: str
     template: prompts.Template
     prompt_text: str
-    spec: ProviderSpec
+    provider: ProviderSpec
     model_id: str
     base_url: str
     params: GenParams
     api_key: str | None = field(default=None, repr=False)
-    max_retries: int = 2
-    timeout: float = 120.0
+    max_retries: int = DEFAULT_RETRIES
+    timeout: float = DEFAULT_TIMEOUT_S
     classes: list[str] | None = None
     schema: dict[str, Any] | None = None
-    engine: dict[str, Any] = field(default_factory=dict)  # -P transformers: --device, --dtype, ...
-    _output_spec: Any = field(default=None, init=False, repr=False, compare=False)
+    engine: EngineOptions = field(default_factory=EngineOptions)  # -P transformers
+    _checker: OutputSpec | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def route(self) -> Route:
-        return Route(self.spec, self.model_id, self.base_url, self.api_key)
+        return Route(self.provider, self.model_id, self.base_url, self.api_key)
 
     @property
     def task_spec(self) -> taskspecs.TaskSpec:
@@ -66,18 +73,18 @@ class TaskConfig:
         """How the image is encoded: "text" keeps small print legible (OCR)."""
         return self.task_spec.image_purpose
 
-    def output_spec(self) -> Any:
+    def checker(self) -> OutputSpec:
         """The checker for this task's answers (llamavis.tasks.answers), built once per run."""
-        if self._output_spec is None:
-            self._output_spec = self.task_spec.make_checker(self.classes or [], self.schema)
-        return self._output_spec
+        if self._checker is None:
+            self._checker = self.task_spec.make_checker(self.classes or [], self.schema)
+        return self._checker
 
     def cache_parts(self) -> dict[str, Any]:
         """Everything besides the image that decides the answer (never the key)."""
         return {
             "task": self.task,
             "prompt": self.prompt_text,
-            "provider": self.spec.name,
+            "provider": self.provider.name,
             "base_url": self.base_url,
             "model": self.model_id,
             "params": self.params.to_dict(),
@@ -175,76 +182,56 @@ def task_variables(
     return variables
 
 
-def build_config(
-    task: str,
-    *,
-    question: str | None = None,
-    classes: list[str] | str | None = None,
-    prompt: str | None = None,
-    schema: dict[str, Any] | str | None = None,
-    template: str | None = None,
-    variables: dict[str, str] | None = None,
-    provider: str | None = None,
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    seed: int | None = None,
-    max_retries: int = 2,
-    timeout: float = 120.0,
-    require_key: bool = True,
-    engine: dict[str, Any] | None = None,
-    route: Route | None = None,
-) -> TaskConfig:
+def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = True,
+                 route: Route | None = None) -> TaskConfig:
     """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front.
 
     The task's own problems are found before the provider's (a missing --classes is a
     usage error even without a key). ``route`` skips resolving provider, model, endpoint
-    and key again (a Client reuses the one it resolved first).
+    and key again (a session reuses the one it resolved first).
     """
-    class_list = split_classes(classes)
-    task_spec = taskspecs.get(task)
-    task_spec.check_inputs(class_list, schema)
+    class_list = split_classes(args.classes)
+    task_spec = taskspecs.get(args.task)
+    task_spec.check_inputs(class_list, args.schema)
     from llamavis.tasks.schemas import load_schema
 
     # The API takes what --schema takes: a dict, a file path, inline JSON or concise text.
     json_schema = None
-    if "schema" in task_spec.params and schema is not None:
-        json_schema = load_schema(schema)
-    if temperature is not None and not 0.0 <= temperature <= 2.0:
-        raise UsageError("--temperature must be between 0.0 and 2.0")
-    if max_retries < 0:
-        raise UsageError("--max-retries must be 0 or more")
-    if max_tokens is not None and max_tokens < 1:
-        raise UsageError("--max-tokens must be 1 or more")
-    if not timeout > 0:
-        raise UsageError("--timeout must be more than 0 seconds")
-    tpl = prompts.get(template or task_spec.default_template)
-    text = tpl.render(
-        task_variables(task, question=question, classes=class_list, prompt=prompt,
-                       schema=json_schema, extra=variables or {})
-    )
+    if "schema" in task_spec.params and args.schema is not None:
+        json_schema = load_schema(args.schema)
+    check_numbers(options)
+    tpl = prompts.get(options.template or task_spec.default_template)
+    text = tpl.render(task_variables(
+        args.task, question=args.question, classes=class_list, prompt=args.prompt,
+        schema=json_schema, extra=dict(options.variables)))
     if route is None:
-        route = resolve_route(provider, model, base_url, api_key, require_key=require_key)
+        route = resolve_route(options.provider, options.model, options.base_url,
+                              options.api_key, require_key=require_key)
     params = GenParams(
-        max_tokens=max_tokens if max_tokens is not None else tpl.defaults.max_tokens or 1024,
-        temperature=temperature if temperature is not None else tpl.defaults.temperature,
-        seed=seed,
+        max_tokens=_first(options.max_tokens, tpl.defaults.max_tokens or 1024),
+        temperature=_first(options.temperature, tpl.defaults.temperature),
+        seed=options.seed,
         top_p=tpl.defaults.top_p,
     )
     return TaskConfig(
-        task=task,
-        template=tpl,
-        prompt_text=text,
-        spec=route.spec,
-        model_id=route.model_id,
-        base_url=route.base_url,
-        params=params,
-        api_key=route.api_key,
-        max_retries=max_retries,
-        timeout=timeout,
-        classes=class_list or None,
-        schema=json_schema,
-        engine=dict(engine or {}),
+        task=args.task, template=tpl, prompt_text=text, provider=route.spec,
+        model_id=route.model_id, base_url=route.base_url, params=params,
+        api_key=route.api_key, max_retries=options.max_retries, timeout=options.timeout,
+        classes=class_list or None, schema=json_schema, engine=options.engine,
     )
+
+
+def check_numbers(options: RunOptions) -> None:
+    """The numeric options in range, or a UsageError naming the option."""
+    if options.temperature is not None and not 0.0 <= options.temperature <= 2.0:
+        raise UsageError("--temperature must be between 0.0 and 2.0")
+    if options.max_retries < 0:
+        raise UsageError("--max-retries must be 0 or more")
+    if options.max_tokens is not None and options.max_tokens < 1:
+        raise UsageError("--max-tokens must be 1 or more")
+    if not options.timeout > 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+
+
+def _first(value: T | None, default: T) -> T:
+    return default if value is None else value

@@ -21,7 +21,7 @@ import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from llamavis.errors import (
     AuthError,
@@ -32,7 +32,16 @@ from llamavis.errors import (
     ProviderError,
     UsageError,
 )
-from llamavis.types import Result, Usage
+from llamavis.run.clients import Sleep, open_client
+from llamavis.run.config import TaskConfig
+from llamavis.run.protocol import DeltaHook, ResetHook, Source, TaskRunner
+from llamavis.types import Completion, Result, Usage
+
+if TYPE_CHECKING:
+    import httpx
+
+    from llamavis.backends.protocol import ChatBackend, Payload, TextHook
+    from llamavis.store.cache import ResultCache
 
 Note = Callable[[str], None]
 # Usage and requests spent on routes that failed, for the image being asked (per task).
@@ -91,23 +100,30 @@ class RouteUnavailable(ConfigError):
 class Route:
     """A route's config, runner and fate within one run."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
-        self.name = f"{cfg.spec.name} {cfg.model_id}"
-        self.runner: Any = None
+        self.name = f"{cfg.provider.name} {cfg.model_id}"
+        self.runner: TaskRunner | None = None
         self.failure: RouteUnavailable | None = None
 
 
 class _GuardedClient:
     """A route's client: route failures become RouteUnavailable; spending is counted."""
 
-    def __init__(self, client: Any, route: Route) -> None:
+    def __init__(self, client: ChatBackend, route: Route) -> None:
         self._client, self._route = client, route
 
-    def __getattr__(self, name: str) -> Any:  # headers, aclose, list_models, base_url...
-        return getattr(self._client, name)
+    def request_for(self, payload: Payload) -> tuple[str, Payload]:
+        return self._client.request_for(payload)
 
-    async def chat(self, payload: dict, **hooks: Any) -> Any:
+    def headers(self, *, redact: bool = False) -> dict[str, str]:
+        return self._client.headers(redact=redact)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def chat(self, payload: Payload, *, on_delta: TextHook | None = None,
+                   on_retry: TextHook | None = None) -> Completion:
         failure = self._route.failure
         if failure is not None:  # dropped while this image was on its way
             raise RouteUnavailable(self._route, failure.cause, failure.why)
@@ -115,7 +131,7 @@ class _GuardedClient:
         if spent is not None:
             spent.append(Usage())  # one request asked, paid or not
         try:
-            completion = await self._client.chat(payload, **hooks)
+            completion = await self._client.chat(payload, on_delta=on_delta, on_retry=on_retry)
         except LlamavisError as exc:
             why = route_failure(exc)
             if why is None:
@@ -134,13 +150,24 @@ class FallbackRunner:
         self.cfg = routes[0].cfg
         self._note = on_note
 
-    async def run(self, source: str, *, on_delta: Any = None, on_reset: Any = None) -> Result:
+    def configs(self) -> list[TaskConfig]:
+        return [route.cfg for route in self.routes if route.failure is None]
+
+    async def dry_run(self, source: Source) -> dict[str, Any]:
+        """The request the first live route would be sent (the others only if it fails)."""
+        return await self._live()[0].dry_run(source)
+
+    def _live(self) -> list[TaskRunner]:
+        return [r.runner for r in self.routes if r.failure is None and r.runner is not None]
+
+    async def run(self, source: Source, *, on_delta: DeltaHook | None = None,
+                  on_reset: ResetHook | None = None) -> Result:
         """Ask the first live route; on a route failure drop it and ask the next."""
         spent: list[Usage] = []
         token = _SPENT.set(spent)
         try:
             for route in self.routes:
-                if route.failure is not None:
+                if route.failure is not None or route.runner is None:
                     continue
                 done = len(spent)
                 try:
@@ -158,13 +185,12 @@ class FallbackRunner:
         finally:
             _SPENT.reset(token)
 
-    async def cached(self, source: str) -> Result | None:
+    async def cached(self, source: Source) -> Result | None:
         """A stored answer from any live route (each keys its own), sending nothing."""
-        for route in self.routes:
-            if route.failure is None and route.runner is not None:
-                hit = await route.runner.cached(source)
-                if hit is not None:
-                    return hit
+        for runner in self._live():
+            hit = await runner.cached(source)
+            if hit is not None:
+                return hit
         return None
 
     def _drop(self, exc: RouteUnavailable) -> None:
@@ -177,13 +203,13 @@ class FallbackRunner:
         self._note(f"{route.name} {exc.why}, dropped for the rest of the run: "
                    f"{exc.cause.message}{then}")
 
-    def _no_route(self, source: str, spent: list[Usage]) -> Result:
+    def _no_route(self, source: Source, spent: list[Usage]) -> Result:
         """Every route is gone: a config failure everywhere stops the run, else this image fails."""
         causes = [r.failure.cause for r in self.routes if r.failure is not None]
         if all(isinstance(c, ConfigError) for c in causes):
             raise causes[0]
         first = self.routes[0]
-        result = Result(image=source, task=self.cfg.task, provider=first.cfg.spec.name,
+        result = Result(image=str(source), task=self.cfg.task, provider=first.cfg.provider.name,
                         model=first.cfg.model_id, attempts=len(spent))
         for usage in spent:
             result.usage = result.usage + usage
@@ -205,10 +231,11 @@ class FallbackRunner:
         await self.aclose()
 
 
-def make_runner(cfg: Any, fallback: str | list[str] | None, *, on_note: Note,
-                cache: Any = None, stdin: BinaryIO | None = None, concurrency: int = 4,
-                debug: Callable[[str], None] | None = None, transport: Any = None,
-                sleep: Any = None, runner_class: Callable[..., Any] | None = None) -> Any:
+def make_runner(cfg: TaskConfig, fallback: str | list[str] | None, *, on_note: Note,
+                cache: ResultCache | None = None, stdin: BinaryIO | None = None,
+                concurrency: int = 4, debug: Callable[[str], None] | None = None,
+                transport: httpx.AsyncBaseTransport | None = None, sleep: Sleep | None = None,
+                runner_class: Callable[..., TaskRunner] | None = None) -> TaskRunner:
     """A plain Runner when there is no fallback; else a FallbackRunner over the routes.
 
     ``runner_class`` makes each route's Runner (default ``tasks.Runner``): a roboflow run
@@ -216,7 +243,7 @@ def make_runner(cfg: Any, fallback: str | list[str] | None, *, on_note: Note,
     """
     from llamavis.run.runner import Runner
 
-    make: Callable[..., Any] = runner_class or Runner
+    make: Callable[..., TaskRunner] = runner_class or Runner
     specs = parse_routes(fallback)
     if not specs:
         return make(cfg, cache=cache, stdin=stdin, concurrency=concurrency, debug=debug,
@@ -225,13 +252,14 @@ def make_runner(cfg: Any, fallback: str | list[str] | None, *, on_note: Note,
     # An image given as `-` is read once and handed again to the next route.
     shared_stdin = cast(BinaryIO, _ReplayedStdin(stdin)) if stdin is not None else None
     for route in routes:
-        client = _client(route.cfg, concurrency, debug, transport, sleep)
+        client = open_client(route.cfg, concurrency=concurrency, debug=debug,
+                             transport=transport, sleep=sleep)
         route.runner = make(route.cfg, cache=cache, client=_GuardedClient(client, route),
                             stdin=shared_stdin, concurrency=concurrency, debug=debug)
     return FallbackRunner(routes, on_note)
 
 
-def _fallback_route(cfg: Any, spec: RouteSpec, on_note: Note) -> Route | None:
+def _fallback_route(cfg: TaskConfig, spec: RouteSpec, on_note: Note) -> Route | None:
     """The fallback's own config (key, endpoint, model id), or None with a note to skip it."""
     from llamavis.backends.providers import get_provider, resolve_base_url
     from llamavis.run.config import find_key
@@ -244,7 +272,7 @@ def _fallback_route(cfg: Any, spec: RouteSpec, on_note: Note) -> Route | None:
     except (ConfigError, UsageError) as exc:
         on_note(f"fallback {spec.provider} skipped: {exc}")
         return None
-    return Route(dataclasses.replace(cfg, spec=provider, model_id=model_id, base_url=base_url,
+    return Route(dataclasses.replace(cfg, provider=provider, model_id=model_id, base_url=base_url,
                                      api_key=key))
 
 
@@ -259,26 +287,11 @@ def _unique(routes: list[Route]) -> list[Route]:
     seen: set[tuple[str, str, str]] = set()
     out = []
     for route in routes:
-        key = (route.cfg.spec.name, route.cfg.model_id, route.cfg.base_url)
+        key = (route.cfg.provider.name, route.cfg.model_id, route.cfg.base_url)
         if key not in seen:
             seen.add(key)
             out.append(route)
     return out
-
-
-def _client(cfg: Any, concurrency: int, debug: Any, transport: Any, sleep: Any) -> Any:
-    from llamavis.backends.factory import make_client
-    from llamavis.backends.retry import AdaptiveLimiter
-
-    kwargs: dict[str, Any] = {
-        "api_key": cfg.api_key, "base_url": cfg.base_url, "timeout": cfg.timeout,
-        "max_retries": cfg.max_retries, "limiter": AdaptiveLimiter(max(1, concurrency)),
-        "debug": debug, "transport": transport,
-        "engine": getattr(cfg, "engine", None),  # --device, --batch-size... for -P transformers
-    }
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    return make_client(cfg.spec, **kwargs)
 
 
 class _ReplayedStdin:

@@ -12,12 +12,14 @@ import asyncio
 import hashlib
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llamavis.errors import ConfigError, LlamavisError, UsageError
+from llamavis.run.clients import Sleep, open_client
 from llamavis.run.config import TaskConfig
+from llamavis.run.protocol import DeltaHook, ResetHook, Source
 from llamavis.types import (
     Completion,
     PreparedImage,
@@ -25,7 +27,13 @@ from llamavis.types import (
     Usage,
 )
 
-DeltaHook = Callable[[str], None]
+if TYPE_CHECKING:
+    import httpx
+
+    from llamavis.backends.protocol import ChatBackend
+    from llamavis.store.cache import ResultCache
+
+Stored = dict[str, Any]  # a Result as the cache keeps it
 
 
 def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
@@ -41,33 +49,6 @@ def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
     ]
 
 
-def open_client(
-    cfg: TaskConfig,
-    *,
-    concurrency: int = 4,
-    debug: Callable[[str], None] | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    transport: Any = None,
-) -> Any:
-    """The client for cfg's route (backends.factory.make_client), sized for ``concurrency``."""
-    from llamavis.backends import factory
-    from llamavis.backends.retry import AdaptiveLimiter
-
-    kwargs: dict[str, Any] = {
-        "api_key": cfg.api_key,
-        "base_url": cfg.base_url,
-        "timeout": cfg.timeout,
-        "max_retries": cfg.max_retries,
-        "limiter": AdaptiveLimiter(max(1, int(concurrency))),
-        "debug": debug,
-        "transport": transport,
-        "engine": cfg.engine,  # the in-process engine's options (-P transformers)
-    }
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    return factory.make_client(cfg.spec, **kwargs)
-
-
 class Runner:
     """Runs a TaskConfig over images, one at a time or many concurrently.
 
@@ -79,13 +60,13 @@ class Runner:
         self,
         cfg: TaskConfig,
         *,
-        cache: Any = None,
-        client: Any = None,
+        cache: ResultCache | None = None,
+        client: ChatBackend | None = None,
         stdin: BinaryIO | None = None,
         concurrency: int = 4,
         debug: Callable[[str], None] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        transport: Any = None,
+        sleep: Sleep | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
@@ -94,14 +75,17 @@ class Runner:
         self.clock = clock
         self._debug = debug
         self._client = client
-        self._client_args = {"debug": debug, "sleep": sleep, "transport": transport,
-                             "concurrency": concurrency}
+        self._open = lambda: open_client(cfg, concurrency=concurrency, debug=debug, sleep=sleep,
+                                         transport=transport)
 
     @property
-    def client(self) -> Any:
+    def client(self) -> ChatBackend:
         if self._client is None:
-            self._client = open_client(self.cfg, **self._client_args)
+            self._client = self._open()
         return self._client
+
+    def configs(self) -> list[TaskConfig]:
+        return [self.cfg]
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -115,7 +99,7 @@ class Runner:
 
     # -- preparing -------------------------------------------------------------
 
-    async def prepare(self, source: Any) -> PreparedImage:
+    async def prepare(self, source: Source) -> PreparedImage:
         """Read and prepare one image off the event loop (both cores work).
 
         ``source`` is a path, URL or "-" (as the command line names images) or an
@@ -123,7 +107,7 @@ class Runner:
         """
         return await asyncio.to_thread(lambda: self._prepare(self._read(source), str(source)))
 
-    def _read(self, source: Any) -> bytes:
+    def _read(self, source: Source) -> bytes:
         """The bytes of one source: a file, URL or "-" as read_source reads them, or the
         bytes of an image handed over in memory."""
         from llamavis.images.inputs import ImageInput
@@ -137,7 +121,7 @@ class Runner:
         from llamavis.images.prepare import prepare_image
 
         return prepare_image(data, source=source, purpose=self.cfg.image_purpose,
-                             accepted_mimes=self.cfg.spec.image_mimes, max_side=self._max_side())
+                             accepted_mimes=self.cfg.provider.image_mimes, max_side=self._max_side())
 
     def _max_side(self) -> int:
         from llamavis.backends.models import profile_for
@@ -149,11 +133,11 @@ class Runner:
         from llamavis.images.prepare import recipe
         from llamavis.store.cache import cache_key
 
-        how = recipe(self.cfg.image_purpose, self.cfg.spec.image_mimes, self._max_side())
+        how = recipe(self.cfg.image_purpose, self.cfg.provider.image_mimes, self._max_side())
         return cache_key(image=hashlib.sha256(data).hexdigest(), prepared=how,
                          **self.cfg.cache_parts())
 
-    def lookup(self, data: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    def lookup(self, data: bytes) -> tuple[str | None, Stored | None]:
         """(cache key, stored result) for an image's bytes; blocking (the store may wait on
         another process's lock), so call it off the event loop."""
         if self.cache is None:
@@ -161,19 +145,20 @@ class Runner:
         key = self.cache_key(data)
         return key, self.cache.get(key)
 
-    async def load(self, source: Any) -> tuple[Any, Any, Any]:
+    async def load(self, source: Source) -> tuple[str | None, Stored | None, PreparedImage | None]:
         """(cache key, stored result, prepared image or None on a hit) for one source: read,
         look up and, on a miss, prepare it in one trip off the event loop."""
         return await asyncio.to_thread(self._load, source)
 
-    def _load(self, source: Any, *, lookup_only: bool = False) -> tuple[Any, Any, Any]:
+    def _load(self, source: Source, *, lookup_only: bool = False
+              ) -> tuple[str | None, Stored | None, PreparedImage | None]:
         data = self._read(source)
         key, hit = self.lookup(data)
         if hit is not None or lookup_only:
             return key, hit, None
         return key, None, self._prepare(data, str(source))
 
-    async def cached(self, source: Any) -> Result | None:
+    async def cached(self, source: Source) -> Result | None:
         """The stored answer for ``source``, or None; never sends a request (for --max-cost
         and --dry-run: a cached answer costs nothing)."""
         try:
@@ -182,7 +167,7 @@ class Runner:
             return None
         if hit is None:
             return None
-        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.provider.name,
                         model=self.cfg.model_id)
         return self._from_cache(result, hit, self.clock())
 
@@ -190,29 +175,30 @@ class Runner:
         from llamavis.backends.client import build_payload
         from llamavis.tasks.guided import guided_fields
 
-        spec = self.cfg.output_spec()
+        spec = self.cfg.checker()
         # Whether the endpoint honours response_format is the client's to find out.
         return build_payload(
-            self.cfg.spec, self.cfg.model_id, messages, self.cfg.params, stream=stream,
+            self.cfg.provider, self.cfg.model_id, messages, self.cfg.params, stream=stream,
             json_schema=spec.json_schema, json_wanted=spec.wants_json, guide=guided_fields(spec),
         )
 
     # -- running ---------------------------------------------------------------
 
     async def run(
-        self, source: Any, *, on_delta: DeltaHook | None = None,
-        on_reset: Callable[[], None] | None = None,
+        self, source: Source, *, on_delta: DeltaHook | None = None,
+        on_reset: ResetHook | None = None,
     ) -> Result:
         """One image through the task; per-image failures end up in Result.error."""
         start = self.clock()
-        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.spec.name,
+        result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.provider.name,
                         model=self.cfg.model_id)
         try:
             key, hit, image = await self.load(source)
             if hit is not None:
                 return self._from_cache(result, hit, start)
+            assert image is not None  # a miss is prepared
             await self._ask(result, image, on_delta, on_reset)
-            if key is not None:
+            if key is not None and self.cache is not None:
                 self.cache.put_soon(key, result.to_dict())  # stored in batches by its writer
         except (ConfigError, UsageError):
             raise
@@ -233,7 +219,7 @@ class Runner:
 
     async def _ask(
         self, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
-        on_reset: Callable[[], None] | None,
+        on_reset: ResetHook | None,
     ) -> None:
         """Ask until an answer checks out (structured.resolve counts attempts and usage)."""
         from llamavis.tasks.answers import resolve
@@ -249,7 +235,7 @@ class Runner:
             return completion
 
         resolution = await resolve(
-            ask, build_messages(image, self.cfg.prompt_text), self.cfg.output_spec(),
+            ask, build_messages(image, self.cfg.prompt_text), self.cfg.checker(),
             max_retries=self.cfg.max_retries,
             on_retry=(lambda _n, _check: on_reset()) if on_reset is not None else None,
         )
@@ -260,21 +246,20 @@ class Runner:
         result.confidence = resolution.confidence
         result.truncated = resolution.truncated
 
-    def _from_cache(self, result: Result, hit: dict[str, Any], start: float) -> Result:
+    def _from_cache(self, result: Result, hit: Stored, start: float) -> Result:
         """The stored answer under this run's names (the same image may have another path)."""
         return replace(Result.from_dict(hit), image=result.image, task=result.task,
                        provider=result.provider, model=result.model, attempts=0, cached=True,
                        error=None, elapsed_s=self.clock() - start)
 
-    async def dry_run(self, source: Any) -> dict[str, Any]:
+    async def dry_run(self, source: Source) -> dict[str, Any]:
         """The request that would be sent for one image, image data shortened, key redacted."""
         from llamavis.backends.client import redact_payload
 
         image = await self.prepare(source)
         payload = self.payload(build_messages(image, self.cfg.prompt_text), stream=False)
         # What this provider's wire really carries (Workers AI: its native input).
-        wire = getattr(self.client, "request_for", None)
-        url, payload = wire(payload) if wire else (f"{self.cfg.base_url}/chat/completions", payload)
+        url, payload = self.client.request_for(payload)
         return {
             "image": str(source),
             "method": "POST",

@@ -1,87 +1,56 @@
-"""The one core that the command line and the Python API both run on.
+"""The one core that the command line, the Python API and Roboflow runs all run on.
 
-``RunOptions`` is everything a run takes besides the task and the images, typed;
-``TaskArgs`` is the task and its own arguments. An ``Engine`` holds what a run (or a
-``llamavis.Client``) shares: the options, the task configs resolved so far (by their call
-arguments), the provider route and key (resolved once), the result cache and one HTTP
-client. ``Engine.run`` is the single place where config, cache, runner and batch are
-wired together: ``llamavis`` commands call it, and so does ``llamavis.Client``.
+A ``Session`` holds what a run (or a ``llamavis.Client``) shares: the ``RunOptions``, the
+task configs resolved so far (by their call arguments), the provider route and key
+(resolved once), the result cache and the clients. It is the one composition root:
+``Session.config`` is the one caller of ``run.config.build_config``, ``Session.run`` and
+``Session.dry_run`` the one place where config, cache, runner and batch are wired
+together. ``llamavis`` commands, their ``--dry-run``, ``llamavis.Client`` and Roboflow
+steps (``Session.derive``) go through it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, BinaryIO
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llamavis.run.config import Route, TaskConfig
+from llamavis.run.options import RunOptions, TaskArgs
+from llamavis.run.protocol import Source, TaskRunner
 from llamavis.types import Result
 
-RunOne = Callable[[Any, Any], Awaitable[Result]]  # (runner, source) -> Result
+if TYPE_CHECKING:
+    import httpx
+
+    from llamavis.backends.protocol import ChatBackend
+    from llamavis.errors import LlamavisError
+    from llamavis.run.batch import BatchSummary, ProgressEvent
+    from llamavis.run.clients import Sleep
+    from llamavis.store.cache import ResultCache
+
+__all__ = ["DryRun", "RunOptions", "Session", "TaskArgs", "run"]
+
+RunOne = Callable[[TaskRunner, Source], Awaitable[Result]]
+RunnerFactory = Callable[..., TaskRunner]  # Runner's keywords -> a runner (Roboflow's steps)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """What a run takes besides the task and the images: the CLI's options, typed.
+@dataclass
+class DryRun:
+    """What a run would send: the routes, each request, how many are cached, the cost."""
 
-    The defaults are the command line's: the cache is on, 4 requests in flight (two
-    batches' worth for the in-process engine), 2 retries, 120 s per request.
-    """
-
-    provider: str | None = None  # None: LLAMAVIS_PROVIDER, else the first with a key set
-    model: str | None = None  # an alias (11b, 90b) or a provider's model id
-    base_url: str | None = None  # None: LLAMAVIS_BASE_URL, else the provider's endpoint
-    api_key: str | None = field(default=None, repr=False)  # None: environment, keys file
-    template: str | None = None  # a template name or .toml path (default: the task's)
-    variables: Mapping[str, str] = field(default_factory=dict)  # template $variables
-    max_tokens: int | None = None  # None: the template's
-    temperature: float | None = None  # None: the template's
-    seed: int | None = None
-    timeout: float = 120.0  # seconds allowed for one request
-    max_retries: int = 2  # retries of a failed request, and re-asks of an invalid answer
-    concurrency: int | None = None  # requests in flight; None: 4 (in-process: 2 batches)
-    cache: bool = True  # read and write the on-disk result cache
-    max_cost: float | None = None  # USD: start no new request once the batch would pass it
-    ordered: bool = False  # deliver results in input order (else as they finish)
-    # -P transformers: device, dtype, load_in_4bit, batch_size (llamavis.engine.options)
-    engine: Mapping[str, Any] = field(default_factory=dict)
-    # routes to ask when the provider cannot serve an image: "deepinfra,cloudflare:11b" or a list
-    fallback: str | Sequence[str] | None = None
-
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
-
-    @classmethod
-    def split(cls, kwargs: Mapping[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
-        """(the RunOptions among ``kwargs``, the rest) — for ``analyze(..., **everything)``."""
-        names = cls.names()
-        return (cls(**{k: v for k, v in kwargs.items() if k in names}),
-                {k: v for k, v in kwargs.items() if k not in names})
+    routes: list[TaskConfig]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    cached: int = 0
+    failed: int = 0
+    cost_usd: float | None = 0.0  # None: no price known for some request
 
 
-@dataclass(frozen=True)
-class TaskArgs:
-    """One task and its own arguments: what may differ from call to call on one Client."""
-
-    task: str = "caption"
-    question: str | None = None
-    classes: Any = None  # a list of classes, or "a,b,c" as --classes takes it
-    prompt: str | None = None
-    schema: Any = None  # a JSON Schema dict, or what --schema takes (path, JSON, concise)
-
-    def key(self) -> str:
-        """A canonical text of the arguments: equal calls share one resolved config."""
-        return json.dumps([self.task, self.question, self.classes, self.prompt, self.schema],
-                          sort_keys=True, default=str)
-
-
-class Engine:
+class Session:
     """What one run, or one Client, shares; see the module docstring.
 
     Nothing here touches the network until ``run``; ``config`` raises the usage and
-    configuration errors up front.
+    configuration errors up front. ``sleep`` and ``transport`` reach every client (tests).
     """
 
     def __init__(
@@ -92,36 +61,40 @@ class Engine:
         debug: Callable[[str], None] | None = None,
         on_warning: Callable[[str], None] | None = None,  # cache warnings, route notes
         require_key: bool = True,
-        **client_args: Any,  # sleep=, transport= for tests; passed to the client
+        sleep: Sleep | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options or RunOptions()
         self.stdin, self.debug, self.on_warning = stdin, debug, on_warning
         self.require_key = require_key
-        self._client_args = client_args
+        self._sleep, self._transport = sleep, transport
         self._configs: dict[str, TaskConfig] = {}
         self._route: Route | None = None
-        self._client: Any = None
-        self._cache: Any = None
-        self._routed: dict[int, Any] = {}  # --fallback: a FallbackRunner per config, kept
+        self._client: ChatBackend | None = None
+        self._cache: ResultCache | None = None
+        self._parent: Session | None = None
+        self._children: list[Session] = []
+        self._routed: dict[int, TaskRunner] = {}  # --fallback: a FallbackRunner per config
+
+    def derive(self, options: RunOptions) -> Session:
+        """A session for other options (a Roboflow step's route and model) that shares this
+        one's cache, standard input and hooks; closed with it."""
+        child = Session(options, stdin=self.stdin, debug=self.debug, on_warning=self.on_warning,
+                        require_key=self.require_key, sleep=self._sleep,
+                        transport=self._transport)
+        child._parent = self
+        self._children.append(child)
+        return child
 
     def config(self, args: TaskArgs) -> TaskConfig:
         """The TaskConfig for these arguments; resolved once, then reused."""
         key = args.key()
         cfg = self._configs.get(key)
         if cfg is None:
-            from llamavis.run import (
-                config as settings,  # by module: a test may replace settings.build_config
-            )
+            from llamavis.run import config as settings  # by module: tests may replace it
 
-            o = self.options
-            cfg = settings.build_config(
-                args.task, question=args.question, classes=args.classes, prompt=args.prompt,
-                schema=args.schema, template=o.template, variables=dict(o.variables),
-                provider=o.provider, model=o.model, base_url=o.base_url, api_key=o.api_key,
-                max_tokens=o.max_tokens, temperature=o.temperature, seed=o.seed,
-                max_retries=o.max_retries, timeout=o.timeout, require_key=self.require_key,
-                engine=dict(o.engine), route=self._route,
-            )
+            cfg = settings.build_config(args, self.options, require_key=self.require_key,
+                                        route=self._route)
             self._route = cfg.route
             self._configs[key] = cfg
         return cfg
@@ -132,63 +105,67 @@ class Engine:
             return self.options.concurrency
         from llamavis.engine.options import default_concurrency
 
-        return default_concurrency(cfg.spec.wire, cfg.engine)
+        return default_concurrency(cfg.provider.wire, cfg.engine)
 
     @property
-    def cache(self) -> Any:
+    def cache(self) -> ResultCache | None:
         """The result cache (opened on first use), or None when the options turn it off."""
-        if self._cache is None and self.options.cache:
+        if not self.options.cache:
+            return None
+        if self._parent is not None:
+            return self._parent.cache
+        if self._cache is None:
             from llamavis.store.cache import ResultCache
 
             self._cache = ResultCache(on_warning=self.on_warning)
         return self._cache
 
-    def client(self, cfg: TaskConfig) -> Any:
-        """The one HTTP client of this engine (every config shares its route)."""
+    def client(self, cfg: TaskConfig) -> ChatBackend:
+        """The one client of this session (every config shares its route)."""
         if self._client is None:
-            from llamavis.run.runner import open_client
+            from llamavis.run.clients import open_client
 
-            self._client = open_client(cfg, concurrency=self.concurrency(cfg),
-                                       debug=self.debug, **self._client_args)
+            self._client = open_client(cfg, concurrency=self.concurrency(cfg), debug=self.debug,
+                                       sleep=self._sleep, transport=self._transport)
         return self._client
 
-    def runner(self, cfg: TaskConfig, *, fallback: bool = True) -> Any:
-        """A Runner for ``cfg`` over this engine's cache and client.
+    def runner(self, cfg: TaskConfig, *, make: RunnerFactory | None = None) -> TaskRunner:
+        """The runner for ``cfg`` over this session's cache and client.
 
-        With ``fallback`` routes it is llamavis.run.fallback' FallbackRunner (the Runner's face;
-        each route has its own client), made once per config and closed by ``aclose``;
-        ``fallback=False`` gives the first route's own Runner (a dry run shows that one).
+        With ``--fallback`` routes it is a FallbackRunner (each route has its own client),
+        made once per config and closed by ``aclose``. ``make`` builds each route's runner
+        from Runner's keywords (Roboflow shares one image between its steps).
         """
-        if fallback and self.options.fallback:
-            return self._fallback_runner(cfg)
+        if self.options.fallback:
+            return self._fallback_runner(cfg, make)
         from llamavis.run.runner import Runner
 
-        return Runner(cfg, cache=self.cache, client=self.client(cfg), stdin=self.stdin,
-                      debug=self.debug)
+        return (make or Runner)(cfg, cache=self.cache, client=self.client(cfg), stdin=self.stdin,
+                                debug=self.debug)
 
-    def _fallback_runner(self, cfg: TaskConfig) -> Any:
+    def _fallback_runner(self, cfg: TaskConfig, make: RunnerFactory | None) -> TaskRunner:
         runner = self._routed.get(id(cfg))
         if runner is None:
             from llamavis.run.fallback import make_runner
 
-            routes = self.options.fallback
             runner = self._routed[id(cfg)] = make_runner(
-                cfg, routes if isinstance(routes, str) else list(routes or ()),
-                on_note=self.on_warning or _log_note, cache=self.cache, stdin=self.stdin,
-                concurrency=self.concurrency(cfg), debug=self.debug, **self._client_args)
+                cfg, self.options.routes(), on_note=self.on_warning or _log_note,
+                cache=self.cache, stdin=self.stdin, concurrency=self.concurrency(cfg),
+                debug=self.debug, transport=self._transport, sleep=self._sleep,
+                runner_class=make)
         return runner
 
     async def run(
         self,
         args: TaskArgs,
-        sources: Iterable[Any],
+        sources: Iterable[Source],
         *,
         on_result: Callable[[Result], None] | None = None,
-        on_progress: Callable[[Any], None] | None = None,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
         total: int | None = None,
         run_one: RunOne | None = None,
         ordered: bool | None = None,
-    ) -> Any:
+    ) -> BatchSummary:
         """Every source through the task; results to ``on_result``; the BatchSummary.
 
         ``run_one(runner, source)`` may wrap each image (the CLI streams a single answer
@@ -199,11 +176,10 @@ class Engine:
         cfg = self.config(args)
         runner = self.runner(cfg)
 
-        async def one(source: Any) -> Result:
+        async def one(source: Source) -> Result:
             if run_one is not None:
                 return await run_one(runner, source)
-            result: Result = await runner.run(source)
-            return result
+            return await runner.run(source)
 
         o = self.options
         return await run_batch(
@@ -214,12 +190,41 @@ class Engine:
             cached=runner.cached if self.cache is not None else None,
         )
 
+    async def dry_run(self, args: TaskArgs, sources: Iterable[Source], *,
+                      on_error: Callable[[str, LlamavisError], None]) -> DryRun:
+        """The requests a run would send (the routes it would ask, --fallback's too), how
+        many images the cache answers and the estimated cost; sends nothing."""
+        from llamavis.backends.pricing import estimate_request
+        from llamavis.errors import LlamavisError
+
+        cfg = self.config(args)
+        runner = self.runner(cfg)
+        plan = DryRun(runner.configs())
+        for source in sources:
+            # (standard input can be read once: "-" is counted as a request)
+            if self.cache is not None and source != "-" and await runner.cached(source):
+                plan.cached += 1
+                continue
+            try:
+                plan.requests.append(await runner.dry_run(source))
+            except LlamavisError as exc:  # a bad image is reported, the rest go on
+                on_error(str(source), exc)
+                plan.failed += 1
+                continue
+            est = estimate_request(cfg.provider, cfg.model_id, cfg.prompt_text,
+                                   cfg.params.max_tokens)
+            plan.cost_usd = None if plan.cost_usd is None or est is None else plan.cost_usd + est
+        return plan
+
     async def aclose(self) -> None:
-        """Close the HTTP clients and the result cache (safe to call twice)."""
+        """Close the clients, the derived sessions and the result cache (safe twice)."""
         client, self._client = self._client, None
         cache, self._cache = self._cache, None
         routed, self._routed = list(self._routed.values()), {}
+        children, self._children = self._children, []
         try:
+            for child in children:
+                await child.aclose()
             for runner in routed:
                 await runner.aclose()
             if client is not None:
@@ -228,7 +233,7 @@ class Engine:
             if cache is not None:
                 cache.close()
 
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Session:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -244,12 +249,12 @@ def _log_note(message: str) -> None:
 
 async def run(
     args: TaskArgs,
-    sources: Iterable[Any],
+    sources: Iterable[Source],
     options: RunOptions | None = None,
     *,
     on_result: Callable[[Result], None] | None = None,
-    on_progress: Callable[[Any], None] | None = None,
-) -> Any:
-    """One batch from scratch: an Engine for ``options``, run once, closed; the summary."""
-    async with Engine(options) as engine:
-        return await engine.run(args, sources, on_result=on_result, on_progress=on_progress)
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> BatchSummary:
+    """One batch from scratch: a Session for ``options``, run once, closed; the summary."""
+    async with Session(options) as session:
+        return await session.run(args, sources, on_result=on_result, on_progress=on_progress)

@@ -13,38 +13,41 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llamavis.errors import UsageError
+
+if TYPE_CHECKING:
+    from llamavis.tasks.answers import OutputSpec
 
 Param = Literal["question", "classes", "prompt", "schema"]
 OutputKind = Literal["text", "class", "classes", "object"]
 _WORDS = {2: "two", 3: "three", 4: "four"}
-Checker = Callable[[Sequence[str], "dict[str, Any] | None"], Any]
+Checker = Callable[[Sequence[str], "dict[str, Any] | None"], "OutputSpec"]
 
 
-def text_answer(classes: Sequence[str], schema: dict[str, Any] | None) -> Any:
+def text_answer(classes: Sequence[str], schema: dict[str, Any] | None) -> OutputSpec:
     """Free text: any non-empty answer that is not a refusal."""
     from llamavis.tasks.answers import TextSpec
 
     return TextSpec()
 
 
-def one_class(classes: Sequence[str], schema: dict[str, Any] | None) -> Any:
+def one_class(classes: Sequence[str], schema: dict[str, Any] | None) -> OutputSpec:
     """Exactly one of the classes, as the user spelled it."""
     from llamavis.tasks.answers import ClassSpec
 
     return ClassSpec(classes)
 
 
-def some_classes(classes: Sequence[str], schema: dict[str, Any] | None) -> Any:
+def some_classes(classes: Sequence[str], schema: dict[str, Any] | None) -> OutputSpec:
     """Zero or more of the classes, in the user's order."""
     from llamavis.tasks.answers import MultiClassSpec
 
     return MultiClassSpec(classes)
 
 
-def schema_object(classes: Sequence[str], schema: dict[str, Any] | None) -> Any:
+def schema_object(classes: Sequence[str], schema: dict[str, Any] | None) -> OutputSpec:
     """One JSON object that validates against the schema."""
     from llamavis.tasks.answers import SchemaSpec
 
@@ -86,7 +89,7 @@ class TaskSpec:
         if "schema" in self.params and not schema:
             raise UsageError(f"{self.name} needs --field KEY=DESCRIPTION or --schema FILE_OR_JSON")
 
-    def make_checker(self, classes: Sequence[str], schema: dict[str, Any] | None) -> Any:
+    def make_checker(self, classes: Sequence[str], schema: dict[str, Any] | None) -> OutputSpec:
         """The checker (llamavis.tasks.answers) for this task's answers."""
         return self.checker(classes, schema)
 
