@@ -477,7 +477,7 @@ def with_bug(tmp_path: Path, module: str, name: str) -> dict[str, str]:
 
 
 def test_an_internal_error_is_one_line_and_debug_adds_a_traceback_without_locals(tmp_path):
-    env = with_bug(tmp_path, "settings", "build_config")
+    env = with_bug(tmp_path, "run.config", "build_config")
     image = PHOTO
     plain = llamavis("caption", image, "--base-url", "http://127.0.0.1:9/v1", env=env)
     assert plain.code == 1
@@ -491,7 +491,7 @@ def test_an_internal_error_is_one_line_and_debug_adds_a_traceback_without_locals
 
 
 def test_an_internal_error_on_one_image_fails_that_image_and_debug_shows_its_traceback(tmp_path):
-    env = with_bug(tmp_path, "images", "prepare_image")
+    env = with_bug(tmp_path, "images.prepare", "prepare_image")
     images = tiny_images(tmp_path / "in", 2)
     with FaultServer() as server:
         plain = llamavis("caption", *images, *to(server, "--jsonl"), env=env)
