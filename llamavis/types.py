@@ -11,6 +11,9 @@ from llamavis.urls import shown
 DEFAULT_TIMEOUT_S = 120.0  # seconds allowed for one request
 DEFAULT_RETRIES = 2  # retries of a failed request, and re-asks of an invalid answer
 
+# A JSON object as it comes off (or goes onto) the wire: a payload, an answer, a schema.
+JSONObject = dict[str, Any]
+
 
 @dataclass
 class Usage:
@@ -31,14 +34,14 @@ class Usage:
             cost,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         d = asdict(self)
         if self.cost_usd is not None:
             d["cost_usd"] = round(self.cost_usd, 10)  # no float noise like 7.9183999999e-05
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Usage:
+    def from_dict(cls, d: JSONObject | None) -> Usage:
         d = d or {}
         return cls(
             int(d.get("prompt_tokens") or 0),
@@ -96,7 +99,7 @@ class GenParams:
     seed: int | None = None
     top_p: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
@@ -129,7 +132,7 @@ class Result:
         return self.error is None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Result:
+    def from_dict(cls, d: JSONObject) -> Result:
         """The Result a JSON envelope (``to_dict()``) describes."""
         return cls(
             image=str(d.get("image", "")), task=str(d.get("task", "")),
@@ -140,8 +143,8 @@ class Result:
             confidence=d.get("confidence"), truncated=bool(d.get("truncated")),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
+    def to_dict(self) -> JSONObject:
+        d: JSONObject = {
             "image": shown(self.image),  # never a password from an image URL
             "task": self.task,
             "provider": self.provider,

@@ -38,7 +38,7 @@ from llamavis.errors import (
     RateLimited,
     UsageError,
 )
-from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Completion
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Completion, JSONObject
 
 __all__ = ["ChatClient", "build_payload", "checked_base_url", "redact_payload"]
 
@@ -127,7 +127,7 @@ class ChatClient:
 
     async def chat(
         self,
-        payload: dict,
+        payload: JSONObject,
         *,
         on_delta: Callable[[str], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
@@ -158,7 +158,7 @@ class ChatClient:
         """Accept the model's licence (Cloudflare's Meta licence); only Workers AI has one."""
         raise ConfigError(f"{self.spec.name} has no licence to agree to for {model_id}")
 
-    async def list_models(self) -> list[dict]:
+    async def list_models(self) -> list[JSONObject]:
         """The model objects of the provider's model list (``GET /models``: its ``data``)."""
         data, body = await self.get_json(self._models_url())
         return model_list(self._model_items(data), body, self.spec)
@@ -183,7 +183,7 @@ class ChatClient:
             self._scrub(exc)
             raise
 
-    async def _attempt(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
+    async def _attempt(self, payload: JSONObject, on_delta: Callable[[str], None] | None) -> Completion:
         limiter = self.limiter or contextlib.nullcontext()
         async with limiter as ticket:
             try:
@@ -209,11 +209,11 @@ class ChatClient:
                 hint="raise --timeout for slow models",
             ) from None
 
-    def request_for(self, payload: dict) -> tuple[str, dict]:
+    def request_for(self, payload: JSONObject) -> tuple[str, JSONObject]:
         """The URL and JSON body that carry ``payload`` on this wire (another wire overrides)."""
         return self.url("chat/completions"), payload
 
-    async def _exchange(self, payload: dict, on_delta: Callable[[str], None] | None) -> Completion:
+    async def _exchange(self, payload: JSONObject, on_delta: Callable[[str], None] | None) -> Completion:
         url, wire = self.request_for(payload)
         if self._debug is not None:  # not even built otherwise: it copies the whole payload
             self._log(
@@ -254,7 +254,7 @@ class ChatClient:
             raise error from exc
 
     async def _read_stream(
-        self, response: httpx.Response, payload: dict, on_delta: Callable[[str], None] | None
+        self, response: httpx.Response, payload: JSONObject, on_delta: Callable[[str], None] | None
     ) -> Completion:
         stream = self._new_stream()
         async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
@@ -281,7 +281,7 @@ class ChatClient:
         """The assembler of this wire's stream events (ChatStream's face)."""
         return ChatStream(self.spec.name, now=self._wall_clock)
 
-    def _read_json(self, body: bytes, payload: dict) -> Completion:
+    def _read_json(self, body: bytes, payload: JSONObject) -> Completion:
         self._log_body(body)
         return completion_from_body(body, self.spec, payload, now=self._wall_clock())
 
@@ -376,7 +376,7 @@ def refuses_json_mode(exc: ProviderError) -> bool:
     return exc.status in (400, 404, 422) and any(word in text for word in _JSON_MODE_REFUSALS)
 
 
-def without_json_mode(payload: dict) -> dict:
+def without_json_mode(payload: JSONObject) -> JSONObject:
     """The payload without response_format and the routing rule that requires it."""
     return {k: v for k, v in payload.items() if k not in ("response_format", "provider")}
 

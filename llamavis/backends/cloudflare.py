@@ -27,7 +27,7 @@ from llamavis.backends.models import LLAMA_32_VISION, profile_for
 from llamavis.backends.parse import bad_body, completion, json_body
 from llamavis.backends.sse import ServerSentEvent
 from llamavis.errors import LlamavisError, ProviderError
-from llamavis.types import Completion
+from llamavis.types import Completion, JSONObject
 
 _OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "stream")
 
@@ -38,14 +38,14 @@ class CloudflareClient(ChatClient):
     def __repr__(self) -> str:
         return f"CloudflareClient(base_url={self.base_url!r})"
 
-    def request_for(self, payload: dict) -> tuple[str, dict]:
+    def request_for(self, payload: JSONObject) -> tuple[str, JSONObject]:
         model = str(payload.get("model") or "")
         return self.url(f"run/{model}"), native_input(payload)
 
     def _new_stream(self) -> CloudflareStream:
         return CloudflareStream(self.spec.name)
 
-    def _read_json(self, body: bytes, payload: dict) -> Completion:
+    def _read_json(self, body: bytes, payload: JSONObject) -> Completion:
         self._log_body(body)
         data = json_body(body, self.spec)
         result = data.get("result") if isinstance(data, dict) else None
@@ -75,7 +75,7 @@ class CloudflareClient(ChatClient):
 
         return await self._run(attempt, None)
 
-    async def _agree_exchange(self, payload: dict) -> Completion:
+    async def _agree_exchange(self, payload: JSONObject) -> Completion:
         url = self.url(f"run/{payload['model']}")
         self._log(f"POST {url}\nheaders: {json.dumps(self.headers(redact=True))}\npayload: "
                   '{"prompt": "agree"}')
@@ -91,9 +91,9 @@ class CloudflareClient(ChatClient):
         return self._read_json(body, payload)
 
 
-def native_input(payload: dict) -> dict[str, Any]:
+def native_input(payload: JSONObject) -> JSONObject:
     """The OpenAI chat payload as Workers AI's native input."""
-    out: dict[str, Any] = {k: payload[k] for k in _OPTIONS if payload.get(k) is not None}
+    out: JSONObject = {k: payload[k] for k in _OPTIONS if payload.get(k) is not None}
     messages = [m for m in payload.get("messages") or [] if isinstance(m, dict)]
     if profile_for(str(payload.get("model") or "")) is not LLAMA_32_VISION:
         out["messages"] = messages  # Llama 4 on Workers AI takes image_url parts as they are
@@ -116,7 +116,7 @@ def native_input(payload: dict) -> dict[str, Any]:
     return out
 
 
-def _image_bytes(part: dict) -> bytes:
+def _image_bytes(part: JSONObject) -> bytes:
     value = part.get("image_url")
     url = value.get("url") if isinstance(value, dict) else value
     if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
@@ -140,7 +140,7 @@ class CloudflareStream:
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.parts: list[str] = []
-        self.usage: dict[str, Any] | None = None
+        self.usage: JSONObject | None = None
         self.model: str | None = None
         self.id: str | None = None
         self.done = False

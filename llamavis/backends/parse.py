@@ -17,11 +17,11 @@ from llamavis.backends.payload import count_images, usage_from
 from llamavis.backends.providers import ProviderSpec
 from llamavis.backends.sse import ChatStream, ServerSentEvent
 from llamavis.errors import NetworkError, ProviderError, RefusedError
-from llamavis.types import Completion
+from llamavis.types import Completion, JSONObject
 
 
 def completion_from_body(
-    body: bytes, spec: ProviderSpec, payload: dict, *, now: float | None = None
+    body: bytes, spec: ProviderSpec, payload: JSONObject, *, now: float | None = None
 ) -> Completion:
     """The answer in a non-streamed chat-completions response body (``now``: the wall
     clock, for an X-RateLimit-Reset inside an in-band error)."""
@@ -42,7 +42,7 @@ def completion_from_body(
                       model=data.get("model"), id_=data.get("id"))
 
 
-def completion_from_stream(stream: ChatStream, spec: ProviderSpec, payload: dict) -> Completion:
+def completion_from_stream(stream: ChatStream, spec: ProviderSpec, payload: JSONObject) -> Completion:
     """The answer a fed ChatStream assembled; a stream that ended too soon is a failure."""
     if not stream.complete:
         raise NetworkError(f"{spec.name} stream ended before the answer was complete")
@@ -51,7 +51,7 @@ def completion_from_stream(stream: ChatStream, spec: ProviderSpec, payload: dict
 
 
 def completion_from_events(
-    events: Iterable[ServerSentEvent], spec: ProviderSpec, payload: dict
+    events: Iterable[ServerSentEvent], spec: ProviderSpec, payload: JSONObject
 ) -> Completion:
     """The answer in a whole stream of server-sent events (an in-band error raises)."""
     stream = ChatStream(spec.name)
@@ -63,7 +63,7 @@ def completion_from_events(
 
 
 def completion(
-    spec: ProviderSpec, payload: dict, *, text: str, finish_reason: Any, usage: Any,
+    spec: ProviderSpec, payload: JSONObject, *, text: str, finish_reason: Any, usage: Any,
     model: Any, id_: Any,
 ) -> Completion:
     """A Completion, or the error a filtered or empty answer is."""
@@ -103,7 +103,7 @@ def content_text(content: Any) -> str:
     return ""
 
 
-def model_list(items: Any, body: bytes, spec: ProviderSpec) -> list[dict]:
+def model_list(items: Any, body: bytes, spec: ProviderSpec) -> list[JSONObject]:
     """The model objects of a model list (``items``, as the wire's client found them in
     ``body``); a body that held no list is not the expected JSON."""
     if not isinstance(items, list):

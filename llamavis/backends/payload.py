@@ -9,7 +9,7 @@ import orjson
 
 from llamavis.backends.pricing import estimate_usd
 from llamavis.backends.providers import ProviderSpec
-from llamavis.types import GenParams, Usage
+from llamavis.types import GenParams, JSONObject, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # servers without a default (transformers serve) generate 1024 anyway
 _KEEP_CHARS = 32
@@ -18,16 +18,16 @@ _KEEP_CHARS = 32
 def build_payload(
     spec: ProviderSpec,
     model_id: str,
-    messages: list[dict],
+    messages: list[JSONObject],
     params: GenParams,
     *,
     stream: bool,
-    json_schema: dict | None = None,
+    json_schema: JSONObject | None = None,
     json_wanted: bool = False,
-    guide: dict[str, Any] | None = None,
-) -> dict:
+    guide: JSONObject | None = None,
+) -> JSONObject:
     """The JSON body of one chat-completions request to ``spec``'s endpoint."""
-    payload: dict[str, Any] = {
+    payload: JSONObject = {
         "model": model_id,
         "messages": messages,
         "max_tokens": params.max_tokens if params.max_tokens is not None else DEFAULT_MAX_TOKENS,
@@ -53,7 +53,7 @@ def build_payload(
     return payload
 
 
-def encode_body(payload: dict) -> bytes:
+def encode_body(payload: JSONObject) -> bytes:
     """The request body as JSON bytes: orjson copies a base64 image at memory speed, where
     the json module scans it character by character (~5 us against ~250 us for 640x480)."""
     try:
@@ -62,7 +62,7 @@ def encode_body(payload: dict) -> bytes:
         return json.dumps(payload).encode()
 
 
-def _response_format(spec: ProviderSpec, schema: dict | None, wanted: bool) -> dict | None:
+def _response_format(spec: ProviderSpec, schema: JSONObject | None, wanted: bool) -> JSONObject | None:
     if spec.json_mode is None or (schema is None and not wanted):
         return None
     if spec.json_mode == "json_schema" and schema is not None:
@@ -93,7 +93,7 @@ def redact_payload(payload: Any) -> Any:
     return payload
 
 
-def count_images(payload: dict) -> int:
+def count_images(payload: JSONObject) -> int:
     """How many image parts the request's messages carry."""
     count = 0
     for message in payload.get("messages") or []:

@@ -9,11 +9,11 @@ client for another wire translates it (``request_for`` says what it really sends
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from llamavis.types import Completion
+from llamavis.types import Completion, JSONObject
 
-Payload = dict[str, Any]
+Payload = JSONObject
 TextHook = Callable[[str], None]
 
 

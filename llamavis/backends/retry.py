@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llamavis.errors import LlamavisError
+from llamavis.errors import LlamavisError, NetworkError, ProviderError
 
 T = TypeVar("T")
 
@@ -33,13 +33,14 @@ class RetryPolicy:
 
     def delay(self, retries_done: int, error: BaseException) -> float | None:
         """Seconds to wait before the next attempt, or None to give up."""
-        if retries_done >= self.max_retries or not getattr(error, "retryable", False):
+        if (retries_done >= self.max_retries or not isinstance(error, LlamavisError)
+                or not error.retryable):
             return None
-        asked = getattr(error, "retry_after", None)
+        asked = error.retry_after if isinstance(error, (ProviderError, NetworkError)) else None
         if asked is not None:
             return float(asked) if asked <= self.max_wait else None
         # Exponential backoff with full jitter: uniform in [0, min(0.5 * 2**n, 8)].
-        return self.random() * min(self.base * 2**retries_done, self.max_backoff)
+        return self.random() * min(self.base * 2.0**retries_done, self.max_backoff)
 
 
 async def retrying(

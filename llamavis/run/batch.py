@@ -136,8 +136,13 @@ class _Failure:
 
 
 class _Batch:
-    def __init__(self, run_one, *, concurrency, on_result, on_start, ordered, max_cost,
-                 total, on_progress, clock, task, cached=None) -> None:  # fmt: skip
+    def __init__(
+        self, run_one: Callable[[Any], Awaitable[Result]], *, concurrency: int,
+        on_result: Callable[[Result], None] | None, on_start: Callable[[str], None] | None,
+        ordered: bool, max_cost: float | None, total: int | None,
+        on_progress: Callable[[ProgressEvent], None] | None, clock: Callable[[], float],
+        task: str, cached: Callable[[Any], Awaitable[Result | None]] | None = None,
+    ) -> None:
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
         self.run_one = run_one
@@ -146,7 +151,7 @@ class _Batch:
         self.ordered, self.max_cost, self.total = ordered, max_cost, total
         self.clock, self.task = clock, task
         self.start = clock()
-        self.in_flight: dict[asyncio.Task[Result], int] = {}
+        self.in_flight: dict[asyncio.Task[Result | None], int] = {}
         self.buffer: dict[int, Result | None] = {}  # ordered mode: finished, not yet delivered
         self.started = self.next_delivery = 0
         self.summary = BatchSummary(0, 0, 0, 0)
@@ -238,7 +243,7 @@ class _Batch:
     def _failed(self, source: str, error: dict[str, str], started: float) -> Result:
         return Result(image=source, task=self.task, error=error, elapsed_s=self.clock() - started)
 
-    def _finish(self, task: asyncio.Task[Result]) -> None:
+    def _finish(self, task: asyncio.Task[Result | None]) -> None:
         """Count and deliver one finished task; a fatal error propagates."""
         index = self.in_flight.pop(task)
         result = task.result()

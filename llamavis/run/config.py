@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from llamavis.backends.providers import (
     AUTO_ORDER,
@@ -23,7 +23,7 @@ from llamavis.run.options import RunOptions, TaskArgs
 from llamavis.store.paths import load_keys
 from llamavis.tasks import prompts
 from llamavis.tasks import specs as taskspecs
-from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, GenParams
+from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, GenParams, JSONObject
 
 if TYPE_CHECKING:
     from llamavis.tasks.answers import OutputSpec
@@ -56,7 +56,7 @@ class TaskConfig:
     max_retries: int = DEFAULT_RETRIES
     timeout: float = DEFAULT_TIMEOUT_S
     classes: list[str] | None = None
-    schema: dict[str, Any] | None = None
+    schema: JSONObject | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)  # -P transformers
     _checker: OutputSpec | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -79,7 +79,7 @@ class TaskConfig:
             self._checker = self.task_spec.make_checker(self.classes or [], self.schema)
         return self._checker
 
-    def cache_parts(self) -> dict[str, Any]:
+    def cache_parts(self) -> JSONObject:
         """Everything besides the image that decides the answer (never the key)."""
         return {
             "task": self.task,
@@ -164,7 +164,7 @@ def task_variables(
     question: str | None,
     classes: list[str],
     prompt: str | None,
-    schema: dict[str, Any] | None,
+    schema: JSONObject | None,
     extra: dict[str, str],
 ) -> dict[str, str]:
     """The $variables a task's template is rendered with."""

@@ -21,7 +21,7 @@ import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from llamavis.errors import (
     AuthError,
@@ -35,7 +35,7 @@ from llamavis.errors import (
 from llamavis.run.clients import Sleep, open_client
 from llamavis.run.config import TaskConfig
 from llamavis.run.protocol import DeltaHook, ResetHook, Source, TaskRunner
-from llamavis.types import Completion, Result, Usage
+from llamavis.types import Completion, JSONObject, Result, Usage
 
 if TYPE_CHECKING:
     import httpx
@@ -153,7 +153,7 @@ class FallbackRunner:
     def configs(self) -> list[TaskConfig]:
         return [route.cfg for route in self.routes if route.failure is None]
 
-    async def dry_run(self, source: Source) -> dict[str, Any]:
+    async def dry_run(self, source: Source) -> JSONObject:
         """The request the first live route would be sent (the others only if it fails)."""
         return await self._live()[0].dry_run(source)
 

@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from llamavis.errors import ConfigError, LlamavisError, UsageError
 from llamavis.run.clients import Sleep, open_client
@@ -22,6 +22,7 @@ from llamavis.run.config import TaskConfig
 from llamavis.run.protocol import DeltaHook, ResetHook, Source
 from llamavis.types import (
     Completion,
+    JSONObject,
     PreparedImage,
     Result,
     Usage,
@@ -33,10 +34,10 @@ if TYPE_CHECKING:
     from llamavis.backends.protocol import ChatBackend
     from llamavis.store.cache import ResultCache
 
-Stored = dict[str, Any]  # a Result as the cache keeps it
+Stored = JSONObject  # a Result as the cache keeps it
 
 
-def build_messages(image: PreparedImage, text: str) -> list[dict[str, Any]]:
+def build_messages(image: PreparedImage, text: str) -> list[JSONObject]:
     """The layout Llama 3.2 Vision was trained on: one user turn, the image first, no system."""
     return [
         {
@@ -75,13 +76,14 @@ class Runner:
         self.clock = clock
         self._debug = debug
         self._client = client
-        self._open = lambda: open_client(cfg, concurrency=concurrency, debug=debug, sleep=sleep,
-                                         transport=transport)
+        self._concurrency, self._sleep, self._transport = concurrency, sleep, transport
 
     @property
     def client(self) -> ChatBackend:
+        """The client given, else one of its own (opened on first use, closed by aclose)."""
         if self._client is None:
-            self._client = self._open()
+            self._client = open_client(self.cfg, concurrency=self._concurrency, debug=self._debug,
+                                       sleep=self._sleep, transport=self._transport)
         return self._client
 
     def configs(self) -> list[TaskConfig]:
@@ -171,7 +173,7 @@ class Runner:
                         model=self.cfg.model_id)
         return self._from_cache(result, hit, self.clock())
 
-    def payload(self, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
+    def payload(self, messages: list[JSONObject], *, stream: bool) -> JSONObject:
         from llamavis.backends.client import build_payload
         from llamavis.tasks.guided import guided_fields
 
@@ -228,7 +230,7 @@ class Runner:
         # A stream cut mid-way is asked again from the start: clear what was shown.
         on_retry = (lambda _why: on_reset()) if stream_to and on_reset else None
 
-        async def ask(messages: list[dict[str, Any]]) -> Completion:
+        async def ask(messages: list[JSONObject]) -> Completion:
             payload = self.payload(messages, stream=stream_to is not None)
             completion: Completion = await self.client.chat(payload, on_delta=stream_to,
                                                             on_retry=on_retry)
@@ -252,7 +254,7 @@ class Runner:
                        provider=result.provider, model=result.model, attempts=0, cached=True,
                        error=None, elapsed_s=self.clock() - start)
 
-    async def dry_run(self, source: Source) -> dict[str, Any]:
+    async def dry_run(self, source: Source) -> JSONObject:
         """The request that would be sent for one image, image data shortened, key redacted."""
         from llamavis.backends.client import redact_payload
 

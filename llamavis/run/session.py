@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from llamavis.run.config import Route, TaskConfig
 from llamavis.run.options import RunOptions, TaskArgs
 from llamavis.run.protocol import Source, TaskRunner
-from llamavis.types import Result
+from llamavis.types import JSONObject, Result
 
 if TYPE_CHECKING:
     import httpx
@@ -40,7 +40,7 @@ class DryRun:
     """What a run would send: the routes, each request, how many are cached, the cost."""
 
     routes: list[TaskConfig]
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[JSONObject] = field(default_factory=list)
     cached: int = 0
     failed: int = 0
     cost_usd: float | None = 0.0  # None: no price known for some request

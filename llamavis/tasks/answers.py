@@ -44,7 +44,7 @@ from llamavis.tasks.repair import (
     locate_json,
 )
 from llamavis.tasks.schemas import resolve_ref, schema_prompt, validation_errors
-from llamavis.types import Completion, Usage
+from llamavis.types import Completion, JSONObject, Usage
 
 __all__ = [
     "Check", "ClassSpec", "MultiClassSpec", "OutputSpec", "Resolution", "SchemaSpec", "TextSpec",
@@ -103,7 +103,7 @@ class OutputSpec(Protocol):
     """What a task accepts as an answer, and how to ask again when a reply falls short."""
 
     wants_json: bool  # the backend may use response_format
-    json_schema: dict | None  # for constrained decoding (None for text and classes)
+    json_schema: JSONObject | None  # for constrained decoding (None for text and classes)
 
     def check(self, text: str, *, truncated: bool = False) -> Check: ...
     def repair_prompt(self, text: str, check: Check) -> str: ...
@@ -118,7 +118,7 @@ class TextSpec:
     """Free text (caption, OCR, VQA, prompt): any non-empty reply that is not a refusal."""
 
     wants_json = False
-    json_schema: dict | None = None
+    json_schema: JSONObject | None = None
 
     def check(self, text: str, *, truncated: bool = False) -> Check:
         """Accept any non-empty reply that is not wholly a refusal."""
@@ -147,7 +147,7 @@ class _ClassSet:
     """A closed set of the user's classes: answers are plain text, checked locally."""
 
     wants_json = False
-    json_schema: dict | None = None
+    json_schema: JSONObject | None = None
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = _clean_classes(classes)
@@ -246,13 +246,13 @@ def _coerce(value: Any, kind: Any) -> Any:
     return value
 
 
-def _fit(value: Any, schema: Any, root: dict) -> Any:
+def _fit(value: Any, schema: Any, root: JSONObject) -> Any:
     """``value`` with the safe fixes applied where ``schema`` says what each part should be."""
     schema = resolve_ref(schema, root)
     props = schema.get("properties")
     if isinstance(value, dict) and isinstance(props, dict):
         by_key = {_key(name): name for name in props}
-        fitted: dict[str, Any] = {}
+        fitted: JSONObject = {}
         for k, v in value.items():
             name = str(k) if k in props else by_key.get(_key(k), str(k))
             if name not in props and schema.get("additionalProperties") is False:
@@ -273,9 +273,9 @@ class SchemaSpec:
 
     wants_json = True
 
-    def __init__(self, schema: dict) -> None:
+    def __init__(self, schema: JSONObject) -> None:
         self.schema = schema
-        self.json_schema: dict | None = schema
+        self.json_schema: JSONObject | None = schema
         self.fields = schema_prompt(schema)
 
     def fit(self, value: Any) -> tuple[Any, bool]:
@@ -333,7 +333,7 @@ class Resolution:
     repaired: bool = False  # the value came from local repair of the last text
 
 
-def _reask(messages: list[dict], text: str, spec: OutputSpec, check: Check) -> list[dict]:
+def _reask(messages: list[JSONObject], text: str, spec: OutputSpec, check: Check) -> list[JSONObject]:
     """The next request: text-only for malformed JSON, else the original turn plus feedback."""
     if check.malformed:
         return [{"role": "user", "content": [
@@ -352,8 +352,8 @@ def _charge(exc: LlamavisError, attempts: int, usage: Usage) -> None:
 
 
 async def resolve(
-    ask: Callable[[list[dict]], Awaitable[Completion]],
-    messages: list[dict],
+    ask: Callable[[list[JSONObject]], Awaitable[Completion]],
+    messages: list[JSONObject],
     spec: OutputSpec,
     *,
     max_retries: int,
