@@ -10,10 +10,11 @@ wired together: ``llamavis`` commands call it, and so does ``llamavis.Client``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from llamavis.run.config import Route, TaskConfig
 from llamavis.types import Result
@@ -95,7 +96,9 @@ class Engine:
         **client_args: Any,  # sleep=, transport= for tests; passed to the client
     ) -> None:
         self.options = options or RunOptions()
-        self.stdin, self.debug, self.on_warning = stdin, debug, on_warning
+        # read once, its bytes given to every reader: a sidecar's name needs them too
+        self.stdin = None if stdin is None else cast(BinaryIO, _ReadOnce(stdin))
+        self.debug, self.on_warning = debug, on_warning
         self.require_key = require_key
         self._client_args = client_args
         self._configs: dict[str, TaskConfig] = {}
@@ -151,6 +154,13 @@ class Engine:
             self._client = open_client(cfg, concurrency=self.concurrency(cfg),
                                        debug=self.debug, **self._client_args)
         return self._client
+
+    def identify(self, args: TaskArgs, source: Any) -> tuple[str, str]:
+        """(sha256 of the source's bytes, the fingerprint of the request it would be asked
+        with) — reads the source; blocking. Raises the ImageError a run would report."""
+        runner = self.runner(self.config(args), fallback=False)
+        data = runner._read(source)
+        return hashlib.sha256(data).hexdigest(), runner.cache_key(data)
 
     def runner(self, cfg: TaskConfig, *, fallback: bool = True) -> Any:
         """A Runner for ``cfg`` over this engine's cache and client.
@@ -233,6 +243,22 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _ReadOnce:
+    """A byte stream read once; every later ``read`` gives the same bytes again."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream: Any = getattr(stream, "buffer", stream)
+        self._data: bytes | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._data is None:
+            self._data = self._stream.read(size)
+        return self._data
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
 
 
 def _log_note(message: str) -> None:
