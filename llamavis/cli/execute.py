@@ -88,12 +88,15 @@ def execute(task: str, params: dict[str, Any]) -> int:
         from llamavis.cli.output.writers import SidecarWriter, sidecar_roots
 
         sidecars = SidecarWriter(Path(opts.output_dir), task=task, overwrite=opts.overwrite,
-                                 roots=sidecar_roots(opts.images or []))
+                                 roots=sidecar_roots(opts.images or []), on_problem=_kept_note)
         if not opts.dry_run:
             sidecars.check_writable()
-        sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
+        # a dry run counts only what a run would send
+        sources = skip_done(sources, sidecars, lambda src: engine.identify(args, src),
+                            ask_anyway=bool(opts.json_out or opts.jsonl))
     if opts.dry_run:
-        return dry_run(engine, cfg, sources)
+        code = dry_run(engine, cfg, sources)
+        return ExitCode.FAILED if sidecars is not None and sidecars.problems else code
     total = None
     if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first;
@@ -104,15 +107,24 @@ def execute(task: str, params: dict[str, Any]) -> int:
                                 opts=opts, total=total))
 
 
-def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
+def skip_done(sources: Iterator[str], sidecars: Any, identify: Any, *,
+              ask_anyway: bool = False) -> Iterator[str]:
+    """The sources still to ask: not those whose sidecar holds this very request's answer,
+    nor (unless their answer goes to --json/--jsonl) those whose sidecar holds another one."""
     skipped = 0
     for src in sources:
-        if sidecars.should_skip(src):  # --overwrite redoes them
+        verdict = sidecars.verdict(src, identify, ask_anyway=ask_anyway)
+        if verdict == "done":  # --overwrite redoes them
             skipped += 1
-            continue
-        yield src
+        elif verdict == "ask":
+            yield src
     if skipped:
-        render.note(f"skipped {skipped} image(s) whose sidecar exists (--overwrite to redo them)")
+        render.note(f"skipped {skipped} image(s) whose sidecar holds this answer already "
+                    "(--overwrite to redo them)")
+
+
+def _kept_note(image: str, why: str) -> None:
+    render.error_line(image, {"kind": "usage", "message": f"sidecar not written: {why}"})
 
 
 async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, single: bool,
@@ -151,7 +163,9 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
     if summary.stopped_reason == "max_cost":
         render.note(f"stopped: the batch reached --max-cost ${opts.max_cost:g}; "
                     "finished results are kept")
-    return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
+    kept = sidecars is not None and sidecars.problems > 0  # an answer not on disk as asked
+    ok = summary.failed == 0 and not summary.stopped_reason and not kept
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
