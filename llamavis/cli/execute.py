@@ -8,8 +8,11 @@ Commands are thin: they collect options and call ``execute``, which builds the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -147,8 +150,10 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
             return result
 
     try:
-        summary = await engine.run(args, sources, on_result=out.write,
-                                   on_progress=out.progress, total=total, run_one=run_one)
+        with every_ctrl_c_cancels():
+            summary = await engine.run(args, sources, on_result=out.write,
+                                       on_progress=out.progress, total=total, run_one=run_one,
+                                       grace=interrupt_grace(), on_interrupt=_waiting_note)
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
         out.close()
         partial = getattr(exc, "summary", None)
@@ -166,6 +171,40 @@ async def run_many(engine: Engine, args: TaskArgs, sources: Iterator[str], *, si
     kept = sidecars is not None and sidecars.problems > 0  # an answer not on disk as asked
     ok = summary.failed == 0 and not summary.stopped_reason and not kept
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+GRACE_S = 5.0  # after Ctrl-C, how long the answers in flight are waited for
+
+
+def interrupt_grace() -> float:
+    """GRACE_S, or LLAMAVIS_INTERRUPT_GRACE seconds (0: stop at once)."""
+    try:
+        return max(0.0, float(os.environ.get("LLAMAVIS_INTERRUPT_GRACE", GRACE_S)))
+    except ValueError:
+        return GRACE_S
+
+
+def _waiting_note(in_flight: int, grace: float) -> None:
+    render.note(f"interrupted: waiting up to {grace:g} s for {in_flight} answer(s) in flight "
+                "(Ctrl-C again to stop now)")
+
+
+@contextlib.contextmanager
+def every_ctrl_c_cancels() -> Iterator[None]:
+    """While a batch runs, each Ctrl-C cancels it (asyncio.run's own handler turns the
+    second one into a KeyboardInterrupt outside the batch): the first lets the answers in
+    flight arrive, the second stops at once."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    try:
+        assert task is not None
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread; Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's KeyboardInterrupt
 
 
 def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:

@@ -198,6 +198,8 @@ class Engine:
         total: int | None = None,
         run_one: RunOne | None = None,
         ordered: bool | None = None,
+        grace: float = 0.0,
+        on_interrupt: Callable[[int, float], None] | None = None,
     ) -> Any:
         """Every source through the task; results to ``on_result``; the BatchSummary.
 
@@ -222,6 +224,7 @@ class Engine:
             on_progress=on_progress, total=total, task=cfg.task,
             # past --max-cost a cached answer is still given: it costs nothing
             cached=runner.cached if self.cache is not None else None,
+            grace=grace, on_interrupt=on_interrupt,  # Ctrl-C: keep the answers in flight
         )
 
     async def aclose(self) -> None:
