@@ -17,6 +17,7 @@ import httpx
 
 from llamavis.__about__ import __version__
 from llamavis.backends.errors import error_from_response, one_line
+from llamavis.backends.limits import answer_limit, capped, read_capped, too_large
 from llamavis.backends.parse import (
     completion_from_body,
     completion_from_stream,
@@ -26,7 +27,6 @@ from llamavis.backends.parse import (
 from llamavis.backends.payload import build_payload, encode_body, redact_payload
 from llamavis.backends.pool import Pools
 from llamavis.backends.providers import ProviderSpec
-from llamavis.backends.limits import answer_limit, capped, read_capped, too_large
 from llamavis.backends.retry import AdaptiveLimiter, RetryPolicy, retrying
 from llamavis.backends.sse import ChatStream, aiter_events
 from llamavis.errors import (
