@@ -125,6 +125,9 @@ class Result:
     error: dict[str, str] | None = None
     confidence: float | None = None
     truncated: bool = False
+    # The request's identity (image bytes + how it is asked: Runner.cache_key); never in
+    # to_dict: --output-dir records it beside a sidecar to know the sidecar is this answer's.
+    fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -245,6 +245,67 @@ def test_cancellation_delivers_every_finished_result_then_raises_interrupted(ord
     assert [r.image for r in got] == ["img0002.jpg", "img0003.jpg"]
 
 
+class Grace:
+    """An injected grace clock: it runs out when the test says, never by real time."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.out: asyncio.Event | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.out = asyncio.Event()
+        await self.out.wait()
+
+
+def test_first_interrupt_keeps_the_answers_in_flight_and_starts_nothing_new() -> None:
+    fake, got, told, grace = Manual(), [], [], Grace()
+
+    async def scenario() -> None:
+        batch = asyncio.ensure_future(run_batch(
+            paths(50), fake, concurrency=4, on_result=got.append, grace=5.0,
+            on_interrupt=lambda n, s: told.append((n, s)), grace_timer=grace))
+        await _settle()
+        batch.cancel()  # Ctrl-C
+        await _settle()
+        assert told == [(4, 5.0)] and grace.asked == [5.0]
+        for src in paths(4):  # the answers paid for arrive within the grace
+            fake.resolve(src)
+        with pytest.raises(Interrupted) as info:
+            await batch
+        assert info.value.summary.succeeded == 4
+
+    asyncio.run(scenario())
+    assert sorted(r.image for r in got) == paths(4)
+    assert sorted(fake.futures) == paths(4)  # nothing new was started
+
+
+@pytest.mark.parametrize("how", ["grace runs out", "second interrupt"])
+def test_the_grace_ends_by_its_clock_or_a_second_interrupt(how) -> None:
+    fake, got, grace = Manual(), [], Grace()
+
+    async def scenario() -> None:
+        batch = asyncio.ensure_future(run_batch(paths(50), fake, concurrency=4,
+                                                on_result=got.append, grace=5.0,
+                                                grace_timer=grace))
+        await _settle()
+        batch.cancel()
+        await _settle()
+        fake.resolve("img0001.jpg")
+        await _settle()
+        if how == "grace runs out":
+            assert grace.out is not None
+            grace.out.set()
+        else:
+            batch.cancel()
+        with pytest.raises(Interrupted):
+            await batch
+        assert fake.futures["img0000.jpg"].cancelled()
+
+    asyncio.run(scenario())
+    assert [r.image for r in got] == ["img0001.jpg"]
+
+
 def test_progress_reports_counts_after_each_result() -> None:
     events: list[ProgressEvent] = []
     ticks = iter(range(1000))

@@ -145,14 +145,14 @@ def test_dry_run_with_output_dir_counts_only_the_images_a_run_would_send(tmp_pat
     copies(tmp_path / "photos", 3)
     out = tmp_path / "captions"
     out.mkdir()
-    (out / "img001.txt").write_text("done before\n")
+    (out / "img001.txt").write_text("done before\n")  # by hand: not known to be this answer
     proc = llamavis("caption", str(tmp_path / "photos"), "--output-dir", str(out), "--dry-run",
                     "-P", "openrouter", "--base-url", "http://127.0.0.1:9/v1")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a run would keep that file and say so
     doc = json.loads(proc.stdout)
     assert doc["request_count"] == 2
     assert [Path(r["image"]).name for r in doc["requests"]] == ["img000.jpg", "img002.jpg"]
-    assert "skipped 1 image(s) whose sidecar exists" in proc.stderr
+    assert "img001.txt already holds a different answer" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["img001.txt"]  # a dry run writes nothing
 
 

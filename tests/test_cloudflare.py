@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import respx
-from cfserver import ACCOUNT, AGREE_5016, MODEL, CloudflareServer, envelope, image_answer
 
 from llamavis.backends.cloudflare import CloudflareClient, native_input
 from llamavis.backends.providers import PROVIDERS, resolve_base_url
 from llamavis.errors import ConfigError, ModelUnavailable, NetworkError
+
+from cfserver import ACCOUNT, AGREE_5016, MODEL, CloudflareServer, envelope, image_answer
 
 TOKEN = "cf-test-SENTINEL-token-8e7d6c"
 SPEC = PROVIDERS["cloudflare"]

@@ -10,7 +10,6 @@ import sys
 
 from cfserver import MODEL as CF_MODEL
 from cfserver import CloudflareServer
-
 from fakeserver import FakeServer, Reply
 
 KEY = "doctor-SENTINEL-key-77aa11"

@@ -17,6 +17,7 @@ import httpx
 
 from llamavis.__about__ import __version__
 from llamavis.backends.errors import error_from_response, one_line
+from llamavis.backends.limits import answer_limit, capped, read_capped, too_large
 from llamavis.backends.parse import (
     completion_from_body,
     completion_from_stream,
@@ -227,14 +228,20 @@ class ChatClient:
             response = await self._send(http, request)
             try:
                 self._log(f"{response.status_code} after {self._clock() - started:.2f} s")
+                limit = answer_limit(payload)  # bytes: a flood is cut, not read to the end
+                tokens = payload.get("max_tokens", "?")
                 if response.status_code >= 400:
-                    body = await response.aread()
+                    body = await read_capped(response.aiter_bytes(), limit, self.spec.name, tokens)
                     self._log_body(body)
                     raise self._error(response, body)
                 kind = response.headers.get("content-type", "")
                 if payload.get("stream") and not kind.startswith("application/json"):
                     return await self._read_stream(response, payload, on_delta)
-                return self._read_json(await response.aread(), payload)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise too_large(self.spec.name, limit, tokens)
+                body = await read_capped(response.aiter_bytes(), limit, self.spec.name, tokens)
+                return self._read_json(body, payload)
             finally:
                 await response.aclose()
 
@@ -257,7 +264,9 @@ class ChatClient:
         self, response: httpx.Response, payload: JSONObject, on_delta: Callable[[str], None] | None
     ) -> Completion:
         stream = self._new_stream()
-        async with contextlib.aclosing(aiter_events(response.aiter_bytes())) as events:
+        chunks = capped(response.aiter_bytes(), answer_limit(payload), self.spec.name,
+                        payload.get("max_tokens", "?"))
+        async with contextlib.aclosing(aiter_events(chunks)) as events:
             while not stream.done:
                 # After finish_reason only usage (or [DONE]) is still to come: a server that
                 # then neither sends it nor closes must not cost a complete answer.

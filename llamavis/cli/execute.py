@@ -9,8 +9,11 @@ through the same session (so --fallback's routes are shown). Results go to stdou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -90,12 +93,15 @@ def execute(task: str, params: dict[str, Any]) -> int:
         from llamavis.cli.output.writers import SidecarWriter, sidecar_roots
 
         sidecars = SidecarWriter(Path(opts.output_dir), task=task, overwrite=opts.overwrite,
-                                 roots=sidecar_roots(opts.images or []))
+                                 roots=sidecar_roots(opts.images or []), on_problem=_kept_note)
         if not opts.dry_run:
             sidecars.check_writable()
-        sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
+        # a dry run counts only what a run would send
+        sources = skip_done(sources, sidecars, lambda src: session.identify(args, src),
+                            ask_anyway=bool(opts.json_out or opts.jsonl))
     if opts.dry_run:
-        return asyncio.run(dry_run(session, args, sources))
+        code = asyncio.run(dry_run(session, args, sources))
+        return ExitCode.FAILED if sidecars is not None and sidecars.problems else code
     total = None
     if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first;
@@ -106,15 +112,24 @@ def execute(task: str, params: dict[str, Any]) -> int:
                                 opts=opts, total=total))
 
 
-def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
+def skip_done(sources: Iterator[str], sidecars: Any, identify: Any, *,
+              ask_anyway: bool = False) -> Iterator[str]:
+    """The sources still to ask: not those whose sidecar holds this very request's answer,
+    nor (unless their answer goes to --json/--jsonl) those whose sidecar holds another one."""
     skipped = 0
     for src in sources:
-        if sidecars.should_skip(src):  # --overwrite redoes them
+        verdict = sidecars.verdict(src, identify, ask_anyway=ask_anyway)
+        if verdict == "done":  # --overwrite redoes them
             skipped += 1
-            continue
-        yield src
+        elif verdict == "ask":
+            yield src
     if skipped:
-        render.note(f"skipped {skipped} image(s) whose sidecar exists (--overwrite to redo them)")
+        render.note(f"skipped {skipped} image(s) whose sidecar holds this answer already "
+                    "(--overwrite to redo them)")
+
+
+def _kept_note(image: str, why: str) -> None:
+    render.error_line(image, {"kind": "usage", "message": f"sidecar not written: {why}"})
 
 
 async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, single: bool,
@@ -136,8 +151,10 @@ async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, 
             return result
 
     try:
-        summary = await session.run(args, sources, on_result=out.write,
-                                   on_progress=out.progress, total=total, run_one=run_one)
+        with every_ctrl_c_cancels():
+            summary = await session.run(args, sources, on_result=out.write,
+                                        on_progress=out.progress, total=total, run_one=run_one,
+                                        grace=interrupt_grace(), on_interrupt=_waiting_note)
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
         out.close()
         partial = getattr(exc, "summary", None)
@@ -152,7 +169,43 @@ async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, 
     if summary.stopped_reason == "max_cost":
         render.note(f"stopped: the batch reached --max-cost ${opts.max_cost:g}; "
                     "finished results are kept")
-    return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
+    kept = sidecars is not None and sidecars.problems > 0  # an answer not on disk as asked
+    ok = summary.failed == 0 and not summary.stopped_reason and not kept
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
+GRACE_S = 5.0  # after Ctrl-C, how long the answers in flight are waited for
+
+
+def interrupt_grace() -> float:
+    """GRACE_S, or LLAMAVIS_INTERRUPT_GRACE seconds (0: stop at once)."""
+    try:
+        return max(0.0, float(os.environ.get("LLAMAVIS_INTERRUPT_GRACE", GRACE_S)))
+    except ValueError:
+        return GRACE_S
+
+
+def _waiting_note(in_flight: int, grace: float) -> None:
+    render.note(f"interrupted: waiting up to {grace:g} s for {in_flight} answer(s) in flight "
+                "(Ctrl-C again to stop now)")
+
+
+@contextlib.contextmanager
+def every_ctrl_c_cancels() -> Iterator[None]:
+    """While a batch runs, each Ctrl-C cancels it (asyncio.run's own handler turns the
+    second one into a KeyboardInterrupt outside the batch): the first lets the answers in
+    flight arrive, the second stops at once."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    try:
+        assert task is not None
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread; Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's KeyboardInterrupt
 
 
 async def dry_run(session: Session, args: TaskArgs, sources: Iterator[str]) -> int:

@@ -62,7 +62,8 @@ COMMON: list[Param] = [
     _opt("temperature", float | None, None, "--temperature", panel=MODEL, min=0.0, max=2.0,
          help="Sampling temperature, 0.0 to 2.0. Default: the template's."),
     _opt("seed", int | None, None, "--seed", panel=MODEL, help="Sampling seed, where the provider takes one."),
-    _opt("timeout", float, DEFAULT_TIMEOUT_S, "--timeout", panel=MODEL, min=1.0, help="Seconds allowed for one request."),
+    _opt("timeout", float, DEFAULT_TIMEOUT_S, "--timeout", panel=MODEL, min=1.0, help="Seconds allowed for one request. A failing image is asked up to --max-retries + 1 "
+         "times: it can take --timeout x (--max-retries + 1) plus short waits (120 x 3 s at the defaults)."),
     _opt("max_retries", int, DEFAULT_RETRIES, "--max-retries", panel=MODEL, min=0,
          help="Retries of a failed request, and re-asks of an answer that does not validate."),
     _opt("json_out", bool, False, "--json", panel=OUTPUT,

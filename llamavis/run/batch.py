@@ -15,7 +15,8 @@ How a batch ends:
 - ``run_one`` raises a ``ConfigError`` (``AuthError``: the key is wrong) or a
   ``UsageError``: in-flight work is cancelled, what finished is delivered, the error is
   re-raised with ``.summary`` attached;
-- cancellation or Ctrl-C: the same, then ``Interrupted`` (exit 130) is raised.
+- cancellation or Ctrl-C: the same, then ``Interrupted`` (exit 130) is raised; with a
+  ``grace``, the answers in flight are waited for that long first (paid for: kept).
 
 Any other exception from ``run_one`` becomes a failed ``Result`` for that image.
 """
@@ -307,6 +308,28 @@ class _Batch:
                 self._emit(self.buffer.pop(index))
         return fatal
 
+    async def drain(self, grace: float, timer: Callable[[float], Awaitable[Any]],
+                    on_interrupt: Callable[[int, float], None] | None) -> None:
+        """Interrupted: start nothing new, keep what the requests in flight answer within
+        ``grace`` seconds (their answers were paid for). A fatal error among them, the
+        grace running out, or a second cancellation (raised) ends the wait."""
+        self.exhausted = True
+        if on_interrupt is not None:
+            on_interrupt(len(self.in_flight), grace)
+        clock = asyncio.ensure_future(timer(grace))
+        try:
+            while self.in_flight:
+                done, _ = await asyncio.wait({*self.in_flight, clock},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in self.in_flight if t in done]:
+                    if not task.cancelled() and isinstance(task.exception(), FATAL):
+                        return  # left in flight: abort() raises it
+                    self._finish(task)
+                if clock in done:
+                    return
+        finally:
+            clock.cancel()
+
     def cancel_all(self) -> None:
         """Last resort when a callback failed: stop whatever still runs, deliver nothing."""
         for task in self.in_flight:
@@ -341,10 +364,16 @@ async def run_batch(
     clock: Callable[[], float] = time.monotonic,
     task: str = "",
     cached: Callable[[Any], Awaitable[Result | None]] | None = None,
+    grace: float = 0.0,
+    on_interrupt: Callable[[int, float], None] | None = None,
+    grace_timer: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> BatchSummary:
     """Run ``run_one`` over every source with at most ``concurrency`` in flight.
 
     A source is usually a path or URL; whatever it is, ``str(source)`` names it.
+    Cancelled (Ctrl-C), with ``grace`` > 0 the batch starts nothing new and waits up to
+    ``grace`` seconds (``grace_timer``) for the answers in flight, telling
+    ``on_interrupt(in_flight, grace)``; cancelled again, it stops at once.
     """
     if total is None and isinstance(sources, (list, tuple, range)):
         total = len(sources)
@@ -361,6 +390,9 @@ async def run_batch(
         _attach(exc, batch.finish_summary("auth" if isinstance(exc, ConfigError) else "usage"))
         raise
     except (asyncio.CancelledError, KeyboardInterrupt):
+        if grace > 0 and batch.in_flight:
+            with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):  # stop now
+                await batch.drain(grace, grace_timer, on_interrupt)
         fatal = await batch.abort()
         if fatal is not None:
             raise _attach(fatal, batch.finish_summary("auth")) from None

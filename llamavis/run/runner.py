@@ -77,6 +77,7 @@ class Runner:
         self._debug = debug
         self._client = client
         self._concurrency, self._sleep, self._transport = concurrency, sleep, transport
+        self._asked: dict[str, asyncio.Future[Result]] = {}  # fingerprint -> its answer
 
     @property
     def client(self) -> ChatBackend:
@@ -139,21 +140,24 @@ class Runner:
         return cache_key(image=hashlib.sha256(data).hexdigest(), prepared=how,
                          **self.cfg.cache_parts())
 
-    def lookup(self, data: bytes) -> tuple[str | None, Stored | None]:
+    def lookup(self, data: bytes) -> tuple[str, Stored | None]:
         """(cache key, stored result) for an image's bytes; blocking (the store may wait on
-        another process's lock), so call it off the event loop."""
-        if self.cache is None:
-            return None, None
+        another process's lock), so call it off the event loop. The key is computed with
+        the cache off too: it is the request's fingerprint (in-run sharing, sidecars)."""
         key = self.cache_key(data)
-        return key, self.cache.get(key)
+        return key, None if self.cache is None else self.cache.get(key)
 
-    async def load(self, source: Source) -> tuple[str | None, Stored | None, PreparedImage | None]:
+    def fingerprint(self, source: Source) -> str:
+        """The fingerprint of the request ``source`` would be asked with (reads it; blocking)."""
+        return self.cache_key(self._read(source))
+
+    async def load(self, source: Source) -> tuple[str, Stored | None, PreparedImage | None]:
         """(cache key, stored result, prepared image or None on a hit) for one source: read,
         look up and, on a miss, prepare it in one trip off the event loop."""
         return await asyncio.to_thread(self._load, source)
 
     def _load(self, source: Source, *, lookup_only: bool = False
-              ) -> tuple[str | None, Stored | None, PreparedImage | None]:
+              ) -> tuple[str, Stored | None, PreparedImage | None]:
         data = self._read(source)
         key, hit = self.lookup(data)
         if hit is not None or lookup_only:
@@ -164,13 +168,13 @@ class Runner:
         """The stored answer for ``source``, or None; never sends a request (for --max-cost
         and --dry-run: a cached answer costs nothing)."""
         try:
-            _, hit, _ = await asyncio.to_thread(self._load, source, lookup_only=True)
+            key, hit, _ = await asyncio.to_thread(self._load, source, lookup_only=True)
         except LlamavisError:
             return None
         if hit is None:
             return None
         result = Result(image=str(source), task=self.cfg.task, provider=self.cfg.provider.name,
-                        model=self.cfg.model_id)
+                        model=self.cfg.model_id, fingerprint=key)
         return self._from_cache(result, hit, self.clock())
 
     def payload(self, messages: list[JSONObject], *, stream: bool) -> JSONObject:
@@ -196,12 +200,14 @@ class Runner:
                         model=self.cfg.model_id)
         try:
             key, hit, image = await self.load(source)
+            result.fingerprint = key
             if hit is not None:
                 return self._from_cache(result, hit, start)
             assert image is not None  # a miss is prepared
-            await self._ask(result, image, on_delta, on_reset)
-            if key is not None and self.cache is not None:
-                self.cache.put_soon(key, result.to_dict())  # stored in batches by its writer
+            first = self._asked.get(key)
+            if first is not None:  # the same bytes asked the same way in this run: ask once
+                return self._shared(result, await asyncio.shield(first), start)
+            await self._ask_once(key, result, image, on_delta, on_reset)
         except (ConfigError, UsageError):
             raise
         except LlamavisError as exc:
@@ -218,6 +224,35 @@ class Runner:
             raise
         result.elapsed_s = self.clock() - start
         return result
+
+    async def _ask_once(
+        self, key: str, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
+        on_reset: Callable[[], None] | None,
+    ) -> None:
+        """Ask, letting byte-identical sources of this run wait for this answer.
+
+        With the cache on, a later copy finds the answer stored (``get`` sees it at once);
+        without it the finished answer is kept here for the rest of the run."""
+        mine: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._asked[key] = mine
+        try:
+            await self._ask(result, image, on_delta, on_reset)
+        except LlamavisError as exc:
+            failed = replace(result, error=exc.to_dict())
+            mine.set_result(failed)  # a copy gets the same error, not a second request
+            raise
+        except BaseException as exc:
+            self._asked.pop(key, None)
+            mine.set_exception(exc)
+            mine.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        else:
+            mine.set_result(result)
+            if self.cache is not None:
+                self.cache.put_soon(key, result.to_dict())  # stored in batches by its writer
+        finally:
+            if self.cache is not None:
+                self._asked.pop(key, None)
 
     async def _ask(
         self, result: Result, image: PreparedImage, on_delta: DeltaHook | None,
@@ -252,7 +287,14 @@ class Runner:
         """The stored answer under this run's names (the same image may have another path)."""
         return replace(Result.from_dict(hit), image=result.image, task=result.task,
                        provider=result.provider, model=result.model, attempts=0, cached=True,
-                       error=None, elapsed_s=self.clock() - start)
+                       error=None, elapsed_s=self.clock() - start, fingerprint=result.fingerprint)
+
+    def _shared(self, result: Result, first: Result, start: float) -> Result:
+        """A copy's result from the answer its twin got: no request of its own (cached, as
+        an answer from the store is); a failure is the twin's failure, not asked again."""
+        if first.error is None:
+            return self._from_cache(result, first.to_dict(), start)
+        return replace(result, error=first.error, raw=first.raw, elapsed_s=self.clock() - start)
 
     async def dry_run(self, source: Source) -> JSONObject:
         """The request that would be sent for one image, image data shortened, key redacted."""

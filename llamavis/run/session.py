@@ -11,9 +11,10 @@ steps (``Session.derive``) go through it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from llamavis.run.config import Route, TaskConfig
 from llamavis.run.options import RunOptions, TaskArgs
@@ -65,7 +66,9 @@ class Session:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options or RunOptions()
-        self.stdin, self.debug, self.on_warning = stdin, debug, on_warning
+        # read once, its bytes given to every reader: a sidecar's name needs them too
+        self.stdin = None if stdin is None else cast(BinaryIO, _ReadOnce(stdin))
+        self.debug, self.on_warning = debug, on_warning
         self.require_key = require_key
         self._sleep, self._transport = sleep, transport
         self._configs: dict[str, TaskConfig] = {}
@@ -129,6 +132,17 @@ class Session:
                                        sleep=self._sleep, transport=self._transport)
         return self._client
 
+    def identify(self, args: TaskArgs, source: Any) -> tuple[str, str]:
+        """(sha256 of the source's bytes, the fingerprint of the request it would be asked
+        with) — reads the source; blocking. Raises the ImageError a run would report."""
+        from llamavis.run.runner import Runner
+
+        cfg = self.config(args)
+        runner = Runner(cfg, cache=None, client=self.client(cfg), stdin=self.stdin,
+                        debug=self.debug)
+        data = runner._read(source)
+        return hashlib.sha256(data).hexdigest(), runner.cache_key(data)
+
     def runner(self, cfg: TaskConfig, *, make: RunnerFactory | None = None) -> TaskRunner:
         """The runner for ``cfg`` over this session's cache and client.
 
@@ -165,6 +179,8 @@ class Session:
         total: int | None = None,
         run_one: RunOne | None = None,
         ordered: bool | None = None,
+        grace: float = 0.0,
+        on_interrupt: Callable[[int, float], None] | None = None,
     ) -> BatchSummary:
         """Every source through the task; results to ``on_result``; the BatchSummary.
 
@@ -188,6 +204,7 @@ class Session:
             on_progress=on_progress, total=total, task=cfg.task,
             # past --max-cost a cached answer is still given: it costs nothing
             cached=runner.cached if self.cache is not None else None,
+            grace=grace, on_interrupt=on_interrupt,  # Ctrl-C: keep the answers in flight
         )
 
     async def dry_run(self, args: TaskArgs, sources: Iterable[Source], *,
@@ -238,6 +255,22 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _ReadOnce:
+    """A byte stream read once; every later ``read`` gives the same bytes again."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream: Any = getattr(stream, "buffer", stream)
+        self._data: bytes | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._data is None:
+            self._data = self._stream.read(size)
+        return self._data
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
 
 
 def _log_note(message: str) -> None:

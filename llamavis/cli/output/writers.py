@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
@@ -154,15 +154,20 @@ class SidecarWriter:
     share, so ``a/x.jpg b/x.jpg`` become ``a/x.txt`` and ``b/x.txt`` in either order),
     ``out_dir`` itself (a caption beside its image), the current directory (for a piped
     list). An image outside all of them becomes ``<stem>-<hash8>`` (sha256 of its absolute
-    path), a URL the same with the URL's hash, standard input ``stdin``. Should two images of one run still meet on
+    path), a URL the same with the URL's hash, standard input ``stdin-<sha12>`` (its bytes' hash). Should two images of one run still meet on
     one name (``x.jpg`` and ``x.png`` side by side), the later gets ``<name>-<hash8>``: a run
     never overwrites its own sidecars.
     A ``.txt`` sidecar holds ``answer_text``; a ``.json`` one holds ``output`` as JSON.
+    Which request each sidecar answers is recorded beside it (``sidecar_record``), so a
+    sidecar is "done" only for that request (``verdict``).
     """
 
     def __init__(
-        self, out_dir: Path, *, task: str, overwrite: bool = False, roots: Iterable[Path] = ()
+        self, out_dir: Path, *, task: str, overwrite: bool = False, roots: Iterable[Path] = (),
+        on_problem: Callable[[str, str], None] | None = None,
     ) -> None:
+        from llamavis.cli.output.sidecar_record import SidecarRecord
+
         self.out_dir = Path(out_dir)
         self.task = task
         self.overwrite = overwrite
@@ -170,6 +175,11 @@ class SidecarWriter:
         self.suffix = ".json" if spec is not None and spec.json_sidecar else ".txt"
         self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
         self._claimed: dict[Path, str] = {}  # sidecar -> image that owns it in this run
+        self.record = SidecarRecord(self.out_dir)
+        self.on_problem = on_problem  # (image, message): a sidecar not written, and why
+        self.problems = 0  # images whose answer is not on disk because of what is there
+        self._kept: set[Path] = set()  # sidecars holding another answer, kept (no --overwrite)
+        self._stdin_hash: str | None = None  # sha256 of the image read from standard input
 
     def check_writable(self) -> None:
         """Create the directory and prove a file can be written in it; UsageError if not.
@@ -197,28 +207,84 @@ class SidecarWriter:
 
     def exists(self, image: str) -> bool:
         """True when the image's sidecar is already on disk."""
-        return self.path_for(image).exists()
+        return os.path.lexists(self.path_for(image))
+
+    def verdict(self, image: str, identify: Callable[[str], tuple[str, str]] | None = None,
+                *, ask_anyway: bool = False) -> str:
+        """"ask", "done" (its sidecar holds this very request's answer) or "refused" (another
+        answer is there, or the path leaves the folder; said per image, counted in problems).
+
+        ``identify(image)`` is (sha256 of its bytes, the request's fingerprint); it is called
+        only for standard input (named by content) and for images with a sidecar on disk.
+        ``ask_anyway``: a refused image is still asked (its answer goes to --json/--jsonl),
+        and its sidecar is left as it is.
+        """
+        ids = self._identify(image, identify) if image == "-" else None
+        if image == "-" and ids is not None:
+            self._stdin_hash = ids[0]
+        path = self.path_for(image)
+        from llamavis.cli.output.sidecar_record import outside_reason
+
+        why = outside_reason(self.out_dir, path)
+        if why is None and os.path.lexists(path) and not self.overwrite:
+            ids = ids or self._identify(image, identify)
+            if ids is not None and self.record.get(path) == ids[1]:
+                return "done"
+            why = (f"{path} already holds a different answer (another image, task or settings);"
+                   " kept it (--overwrite to replace it)")
+        if why is None:
+            return "ask"
+        self._refuse(image, path, why)
+        return "ask" if ask_anyway else "refused"
+
+    def _identify(self, image: str, identify: Callable[[str], tuple[str, str]] | None,
+                  ) -> tuple[str, str] | None:
+        if identify is None:
+            return None
+        from llamavis.errors import LlamavisError
+
+        try:
+            return identify(image)
+        except LlamavisError:  # unreadable: the run reports it for this image
+            return None
+
+    def _refuse(self, image: str, path: Path, why: str) -> None:
+        self._kept.add(path)
+        self.problems += 1
+        if self.on_problem is not None:
+            self.on_problem(image, why)
 
     def should_skip(self, image: str) -> bool:
         """True when the CLI should not ask about this image (sidecar there, no overwrite)."""
         return not self.overwrite and self.exists(image)
 
     def write(self, result: Result) -> Path | None:
-        """Write the sidecar of a successful result atomically; None for a failed one."""
+        """Write the sidecar of a successful result atomically, and record which request it
+        answers; None for a failed one, or one whose sidecar is kept or would leave the folder."""
         if not result.ok:
             return None
         path = self.path_for(result.image)
+        if path in self._kept:
+            return None
+        from llamavis.cli.output.sidecar_record import outside_reason
+
+        why = outside_reason(self.out_dir, path)
+        if why is not None:
+            self._refuse(result.image, path, why)
+            return None
         if self.suffix == ".json":
             text = dumps(result.output, indent=2) + "\n"
         else:
             text = answer_text(result) + "\n"
         _atomic_write(path, text)
+        if result.fingerprint is not None:
+            self.record.put(path, result.fingerprint)
         return path
 
     def _base(self, image: str) -> tuple[str, str]:
         """(name without suffix, relative to out_dir; identity of the image)."""
-        if image == "-":
-            return "stdin", image
+        if image == "-":  # named by its content: two piped images are two sidecars
+            return ("stdin" if self._stdin_hash is None else f"stdin-{self._stdin_hash[:12]}"), image
         if image.startswith(("http://", "https://")):
             stem = Path(unquote(urlsplit(image).path)).stem
             return f"{_safe_name(stem) or 'image'}-{_short_hash(image)}", image
