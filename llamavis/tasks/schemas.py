@@ -22,7 +22,7 @@ Types (both short syntaxes): ``str``/``string`` (default), ``int``/``integer``,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +135,14 @@ def load_schema(arg: str | dict) -> dict:
     if isinstance(arg, dict):
         return check_schema(arg)
     text, where = _read_schema_text(arg)
+    if len(text.encode()) > MAX_SCHEMA_BYTES:
+        raise UsageError(f"--schema: {where} is larger than {MAX_SCHEMA_BYTES:,} bytes")
     if not text.strip():
         raise UsageError("--schema is empty; give a JSON Schema file, inline JSON or 'name, age int'")
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise UsageError(f"--schema is nested more than {MAX_SCHEMA_DEPTH} levels deep") from None
     except json.JSONDecodeError as exc:
         if "{" in text or "[" in text:
             raise UsageError(
@@ -151,12 +155,21 @@ def load_schema(arg: str | dict) -> dict:
     return check_schema(value)
 
 
-def check_schema(schema: dict) -> dict:
-    """Validate a JSON Schema for an object against its draft; UsageError naming --schema."""
-    from jsonschema import exceptions, validators
+MAX_SCHEMA_BYTES = 1_000_000  # a schema is sent in every prompt and re-ask: 1 MB is plenty
+MAX_SCHEMA_DEPTH = 64  # nesting of objects and arrays; deeper is a mistake or an attack
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
+
+def check_schema(schema: dict) -> dict:
+    """Validate a JSON Schema for an object against its draft; UsageError naming --schema.
+
+    Everything a schema can do wrong is found here, before any request: too large, too
+    deep, a ``$ref`` that points outside the schema (a URL, a file) or at nothing.
+    """
     if "properties" not in schema and isinstance(schema.get("schema"), dict):
         schema = schema["schema"]  # OpenAI response_format {"name", "schema", "strict"} wrapper
+    _check_size(schema)
+    _check_refs(schema)
     if not any(k in schema for k in _OBJECT_KEYWORDS):
         raise UsageError(
             '--schema does not look like a JSON Schema; expected {"type": "object", '
@@ -164,13 +177,102 @@ def check_schema(schema: dict) -> dict:
         )
     if schema.get("type", "object") != "object":
         raise UsageError(f"--schema must describe a JSON object, not type {schema['type']!r}")
-    cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+    _check_against_metaschema(schema)
+    return schema
+
+
+def _check_size(schema: dict) -> None:
+    """At most MAX_SCHEMA_BYTES as JSON and MAX_SCHEMA_DEPTH levels deep (walked, not recursed)."""
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            raise UsageError(f"--schema is nested more than {MAX_SCHEMA_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    size = len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_SCHEMA_BYTES:
+        raise UsageError(f"--schema is {size:,} bytes; at most {MAX_SCHEMA_BYTES:,} are accepted")
+
+
+def _walk(node: Any) -> Iterator[dict]:
+    """Every object in a JSON value, iteratively."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _check_refs(schema: dict) -> None:
+    """Every ``$ref`` points inside the schema ("#", "#/json/pointer", "#anchor") at something."""
+    anchors = {n["$anchor"] for n in _walk(schema) if isinstance(n.get("$anchor"), str)}
+    anchors |= {n["$dynamicAnchor"] for n in _walk(schema)
+                if isinstance(n.get("$dynamicAnchor"), str)}
+    for node in _walk(schema):
+        for keyword in _REF_KEYWORDS:
+            ref = node.get(keyword)
+            if not isinstance(ref, str):
+                continue
+            if not ref.startswith("#"):
+                raise UsageError(
+                    f"--schema: {keyword} {ref!r} points outside the schema; only refs inside it "
+                    "(\"#/$defs/...\") are allowed, nothing is fetched or read"
+                )
+            if not _ref_target_exists(schema, ref[1:], anchors):
+                raise UsageError(f"--schema: {keyword} {ref!r} points at nothing in the schema")
+
+
+def _ref_target_exists(root: dict, fragment: str, anchors: set[str]) -> bool:
+    from urllib.parse import unquote
+
+    if not fragment.startswith("/") and fragment:
+        return fragment in anchors
+    target: Any = root
+    for part in unquote(fragment).split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            return False
+    return True
+
+
+def _check_against_metaschema(schema: dict) -> None:
+    """The schema's own draft checks it. With no ``$schema``, Draft 7's metaschema checks the
+    keywords every draft shares (types, properties, enums...): it is about 6x faster than
+    2020-12's, whose ``$dynamicRef`` costs most of the time on large schemas."""
+    from jsonschema import exceptions, validators
+
+    declared = schema.get("$schema")
+    cls = validators.validator_for(schema, default=validators.Draft7Validator)
+    if declared is None:
+        cls = validators.Draft7Validator
     try:
-        cls.check_schema(schema)
-    except exceptions.SchemaError as exc:
+        cls(cls.META_SCHEMA, registry=_local_registry()).validate(schema)
+    except exceptions.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise UsageError(f"--schema: invalid JSON Schema at {where}: {exc.message}") from None
-    return schema
+
+
+def _refuse(uri: str) -> Any:
+    """The registry's retrieve: a schema never makes llamavis fetch or read anything."""
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)
+
+
+def _local_registry() -> Any:
+    """A referencing Registry that knows the drafts' own metaschemas and retrieves nothing."""
+    from jsonschema_specifications import REGISTRY
+    from referencing import Registry
+
+    return REGISTRY.combine(Registry(retrieve=_refuse))
 
 
 def schema_from_options(fields: Sequence[str] | None, schema: str | dict | None) -> dict | None:
@@ -187,7 +289,7 @@ def validation_errors(schema: dict, value: Any, *, limit: int = 5) -> list[str]:
     from jsonschema import validators
 
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_local_registry())
     found = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
     errors = []
     for err in found[:limit]:
