@@ -118,6 +118,8 @@ class Result:
     error: dict[str, str] | None = None
     confidence: float | None = None
     truncated: bool = False
+    captions: list[str] | None = None  # --captions N: each answer, in seed order
+    tiles: list[dict[str, Any]] | None = None  # ocr --tiles: each tile's box, text and usage
 
     @property
     def ok(self) -> bool:
@@ -134,6 +136,7 @@ class Result:
             attempts=int(d.get("attempts") or 0), cached=bool(d.get("cached")),
             elapsed_s=float(d.get("elapsed_s") or 0.0), error=d.get("error"),
             confidence=d.get("confidence"), truncated=bool(d.get("truncated")),
+            captions=d.get("captions"), tiles=d.get("tiles"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,4 +157,8 @@ class Result:
             d["confidence"] = self.confidence
         if self.truncated:
             d["truncated"] = True
+        if self.captions is not None:
+            d["captions"] = self.captions
+        if self.tiles is not None:
+            d["tiles"] = self.tiles
         return d

@@ -79,7 +79,11 @@ def execute(task: str, params: dict[str, Any]) -> int:
                     debug=render.debug_line if opts.debug else None, on_warning=render.note)
     args = opts.task_args(task)
     cfg = engine.config(args)  # usage and configuration errors before any image is read
-    head, sources = peek(image_sources(opts), 2)
+    from llamavis.cli import dataset
+    from llamavis.run.composite import check
+
+    check(cfg.task_spec.output, task, options.captions, options.tiles)
+    head, sources = peek(dataset.pages(task, opts, image_sources(opts)), 2)
     if not head:
         raise UsageError("no images found in the given inputs")
     single = len(head) == 1
@@ -92,6 +96,10 @@ def execute(task: str, params: dict[str, Any]) -> int:
         if not opts.dry_run:
             sidecars.check_writable()
         sources = skip_done(sources, sidecars)  # a dry run counts only what a run would send
+    outs = dataset.outputs(opts, sidecars)
+    if outs is not sidecars:  # captions beside the images, a manifest, metadata
+        sidecars = outs
+        sources = dataset.skip_done(sources, outs)
     if opts.dry_run:
         return dry_run(engine, cfg, sources)
     total = None
@@ -100,8 +108,13 @@ def execute(task: str, params: dict[str, Any]) -> int:
         # but not a list still coming down a pipe (`find | llamavis`): that streams in.
         listed = list(sources)
         sources, total = iter(listed), len(listed)
-    return asyncio.run(run_many(engine, args, sources, single=single, sidecars=sidecars,
-                                opts=opts, total=total))
+    try:
+        code = asyncio.run(run_many(engine, args, sources, single=single, sidecars=sidecars,
+                                    opts=opts, total=total))
+    finally:
+        getattr(sidecars, "close", lambda: None)()
+    # an answer its caption file or metadata could not take is a failed image
+    return max(code, ExitCode.FAILED if getattr(sidecars, "failed", 0) else ExitCode.OK)
 
 
 def skip_done(sources: Iterator[str], sidecars: Any) -> Iterator[str]:
@@ -178,9 +191,10 @@ def dry_run(engine: Engine, cfg: TaskConfig, sources: Iterator[str]) -> int:
                 render.error_line(source, exc.to_dict())
                 failed += 1
                 continue
-            est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text, cfg.params.max_tokens)
-            cost = None if cost is None or est is None else cost + est
-            requests.append(req)
+            for one in req if isinstance(req, list) else [req]:  # --tiles, --captions: several
+                est = estimate_request(cfg.spec, cfg.model_id, cfg.prompt_text, cfg.params.max_tokens)
+                cost = None if cost is None or est is None else cost + est
+                requests.append(one)
 
     asyncio.run(prepare_all())
     if engine.cache is not None:

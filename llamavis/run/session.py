@@ -48,6 +48,8 @@ class RunOptions:
     engine: Mapping[str, Any] = field(default_factory=dict)
     # routes to ask when the provider cannot serve an image: "deepinfra,cloudflare:11b" or a list
     fallback: str | Sequence[str] | None = None
+    captions: int = 1  # answers per image, each its own request and seed (llamavis.run.captions)
+    tiles: str | int | None = None  # ocr: "auto" or N strips per page (llamavis.run.tiled)
 
     @classmethod
     def names(cls) -> frozenset[str]:
@@ -153,6 +155,13 @@ class Engine:
         return self._client
 
     def runner(self, cfg: TaskConfig, *, fallback: bool = True) -> Any:
+        """A Runner for ``cfg``, made of several when --captions N or --tiles ask (run/composite)."""
+        from llamavis.run.composite import compose
+
+        return compose(cfg, lambda c: self._one_runner(c, fallback=fallback),
+                       captions=self.options.captions, tiles=self.options.tiles)
+
+    def _one_runner(self, cfg: TaskConfig, *, fallback: bool = True) -> Any:
         """A Runner for ``cfg`` over this engine's cache and client.
 
         With ``fallback`` routes it is llamavis.run.fallback' FallbackRunner (the Runner's face;
