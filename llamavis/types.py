@@ -125,6 +125,8 @@ class Result:
     error: dict[str, str] | None = None
     confidence: float | None = None
     truncated: bool = False
+    captions: list[str] | None = None  # --captions N: each answer, in seed order
+    tiles: list[dict[str, Any]] | None = None  # ocr --tiles: each tile's box, text and usage
     # The request's identity (image bytes + how it is asked: Runner.cache_key); never in
     # to_dict: --output-dir records it beside a sidecar to know the sidecar is this answer's.
     fingerprint: str | None = field(default=None, repr=False, compare=False)
@@ -144,6 +146,7 @@ class Result:
             attempts=int(d.get("attempts") or 0), cached=bool(d.get("cached")),
             elapsed_s=float(d.get("elapsed_s") or 0.0), error=d.get("error"),
             confidence=d.get("confidence"), truncated=bool(d.get("truncated")),
+            captions=d.get("captions"), tiles=d.get("tiles"),
         )
 
     def to_dict(self) -> JSONObject:
@@ -164,4 +167,8 @@ class Result:
             d["confidence"] = self.confidence
         if self.truncated:
             d["truncated"] = True
+        if self.captions is not None:
+            d["captions"] = self.captions
+        if self.tiles is not None:
+            d["tiles"] = self.tiles
         return d

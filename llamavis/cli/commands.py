@@ -22,9 +22,14 @@ PARAM_OPTIONS: dict[str, list[o.Param]] = {
 }
 
 
+# Options one command alone has (ocr reads documents page by page, tile by tile).
+COMMAND_OPTIONS: dict[str, list[o.Param]] = {"ocr": o.PAGE_OPTIONS}
+
+
 def task_params(spec: taskspecs.TaskSpec) -> list[o.Param]:
     """The task options of one task's command, in the order its spec lists them."""
-    return [param for name in spec.params for param in PARAM_OPTIONS[name]]
+    own = COMMAND_OPTIONS.get(spec.name, [])
+    return [param for name in spec.params for param in PARAM_OPTIONS[name]] + own
 
 
 def _epilog(spec: taskspecs.TaskSpec) -> str:

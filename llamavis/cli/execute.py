@@ -83,8 +83,12 @@ def execute(task: str, params: dict[str, Any]) -> int:
     session = Session(options, stdin=sys.stdin.buffer, require_key=not opts.dry_run,
                       debug=render.debug_line if opts.debug else None, on_warning=render.note)
     args = opts.task_args(task)
-    session.config(args)  # usage and configuration errors before any image is read
-    head, sources = peek(image_sources(opts), 2)
+    cfg = session.config(args)  # usage and configuration errors before any image is read
+    from llamavis.cli import dataset
+    from llamavis.run.composite import check
+
+    check(cfg.task_spec.output, task, options.captions, options.tiles)
+    head, sources = peek(dataset.pages(task, opts, image_sources(opts)), 2)
     if not head:
         raise UsageError("no images found in the given inputs")
     single = len(head) == 1
@@ -99,17 +103,26 @@ def execute(task: str, params: dict[str, Any]) -> int:
         # a dry run counts only what a run would send
         sources = skip_done(sources, sidecars, lambda src: session.identify(args, src),
                             ask_anyway=bool(opts.json_out or opts.jsonl))
+    outs = dataset.outputs(opts, sidecars)
+    if outs is not sidecars:  # captions beside the images, a manifest, metadata
+        sidecars = outs
+        sources = dataset.skip_done(sources, outs)
     if opts.dry_run:
         code = asyncio.run(dry_run(session, args, sources))
-        return ExitCode.FAILED if sidecars is not None and sidecars.problems else code
+        return ExitCode.FAILED if getattr(sidecars, "problems", 0) else code
     total = None
     if not single and render.is_tty(sys.stderr) and not list_on_stdin(opts):
         # A person watching a progress bar wants N/N and an ETA: count the inputs first;
         # but not a list still coming down a pipe (`find | llamavis`): that streams in.
         listed = list(sources)
         sources, total = iter(listed), len(listed)
-    return asyncio.run(run_many(session, args, sources, single=single, sidecars=sidecars,
-                                opts=opts, total=total))
+    try:
+        code = asyncio.run(run_many(session, args, sources, single=single, sidecars=sidecars,
+                                    opts=opts, total=total))
+    finally:
+        getattr(sidecars, "close", lambda: None)()
+    # an answer its caption file or metadata could not take is a failed image
+    return max(code, ExitCode.FAILED if getattr(sidecars, "failed", 0) else ExitCode.OK)
 
 
 def skip_done(sources: Iterator[str], sidecars: Any, identify: Any, *,
@@ -169,7 +182,7 @@ async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, 
     if summary.stopped_reason == "max_cost":
         render.note(f"stopped: the batch reached --max-cost ${opts.max_cost:g}; "
                     "finished results are kept")
-    kept = sidecars is not None and sidecars.problems > 0  # an answer not on disk as asked
+    kept = getattr(sidecars, "problems", 0) > 0  # an answer not on disk as asked
     ok = summary.failed == 0 and not summary.stopped_reason and not kept
     return ExitCode.OK if ok else ExitCode.FAILED
 
@@ -183,6 +196,7 @@ def interrupt_grace() -> float:
         return max(0.0, float(os.environ.get("LLAMAVIS_INTERRUPT_GRACE", GRACE_S)))
     except ValueError:
         return GRACE_S
+
 
 
 def _waiting_note(in_flight: int, grace: float) -> None:

@@ -67,6 +67,16 @@ class Invocation:
     dtype: str | None = None
     load_in_4bit: bool = False
     batch_size: int | None = None
+    # dataset captioning (llamavis.dataset) and ocr's pages and tiles
+    sidecar: str | None = None
+    sidecar_mode: str = "skip"
+    prefix: str = ""
+    suffix: str = ""
+    captions: int = 1
+    manifest: Path | None = None
+    write_metadata: bool = False
+    tiles: str | None = None
+    dpi: int = 300
 
     def run_options(self) -> RunOptions:
         """The options the core takes: what to ask whom, and how a batch runs."""
@@ -77,6 +87,7 @@ class Invocation:
             timeout=self.timeout, max_retries=self.max_retries, concurrency=self.concurrency,
             cache=not self.no_cache, max_cost=self.max_cost,
             ordered=self.ordered, fallback=self.fallback, engine=self.engine_options(),
+            captions=self.captions, tiles=parse_tiles(self.tiles),
         )
 
     def engine_options(self) -> EngineOptions:
@@ -99,6 +110,15 @@ class Invocation:
         from llamavis.tasks.schemas import schema_from_options
 
         return schema_from_options(self.field, self.schema)
+
+
+def parse_tiles(value: str | None) -> str | int | None:
+    """--tiles auto|N: "auto", a number of strips, or None; anything else is a usage error."""
+    if value is None or value.strip().lower() == "auto":
+        return None if value is None else "auto"
+    if value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    raise UsageError(f"--tiles takes auto or a number of strips (1 or more), got {value!r}")
 
 
 def parse_vars(pairs: list[str] | None) -> dict[str, str]:

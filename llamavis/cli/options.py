@@ -22,6 +22,7 @@ OUTPUT = "Output"
 BATCH = "Batch"
 INPUT = "Input"
 ENGINE = "Local engine (-P transformers)"
+DATASET = "Dataset captioning"
 
 IMAGES: Param = (
     "images",
@@ -41,6 +42,35 @@ IMAGES: Param = (
 def _opt(name: str, typ: Any, default: Any, *decls: str, panel: str, **kw: Any) -> Param:
     return (name, Annotated[typ, typer.Option(*decls, rich_help_panel=panel, **kw)], default)
 
+
+DATASET_OPTIONS: list[Param] = [
+    _opt("sidecar", str | None, None, "--sidecar", panel=DATASET, metavar="txt",
+         help="Write the caption beside each image: photo.jpg -> photo.txt (kohya, OneTrainer)."),
+    _opt("sidecar_mode", str, "skip", "--sidecar-mode", panel=DATASET,
+         metavar="skip|overwrite|append|prepend",
+         help="When the caption file exists: skip the image (not asked), overwrite it, or add "
+         "the new lines after or before it."),
+    _opt("prefix", str, "", "--prefix", panel=DATASET, metavar="TEXT",
+         help="Put TEXT before every caption (a trigger word: 'sks, ')."),
+    _opt("suffix", str, "", "--suffix", panel=DATASET, metavar="TEXT", help="Put TEXT after every caption."),
+    _opt("captions", int, 1, "--captions", panel=DATASET, min=1, max=100, metavar="N",
+         help="N captions per image, each its own request and seed (--seed, +1, ...), one per line."),
+    _opt("manifest", Path | None, None, "--manifest", panel=DATASET, metavar="FILE.csv|FILE.jsonl",
+         help="Append file_name,text rows as results finish (Hugging Face imagefolder); "
+         "images already listed are not asked again."),
+    _opt("write_metadata", bool, False, "--write-metadata", panel=DATASET,
+         help="Write the caption into the image: EXIF ImageDescription and XMP dc:description "
+         "(extra llamavis[metadata])."),
+]
+
+# ocr only: documents of several pages, and pages too large for 1120 px.
+PAGE_OPTIONS: list[Param] = [
+    _opt("tiles", str | None, None, "--tiles", panel="Task", metavar="auto|N",
+         help="Cut each page into tiles of at most 1120 px at full resolution and OCR them "
+         "concurrently: auto (when the page is over 1680 px) or at least N strips."),
+    _opt("dpi", int, 300, "--dpi", panel="Task", min=36, max=1200,
+         help="Resolution PDF pages are rendered at (extra llamavis[pdf])."),
+]
 
 COMMON: list[Param] = [
     IMAGES,
@@ -100,6 +130,7 @@ COMMON: list[Param] = [
          help="Load the weights in 4 bits (CUDA with bitsandbytes): about a quarter of the memory."),
     _opt("batch_size", int | None, None, "--batch-size", panel=ENGINE, min=1, max=256,
          help="Images per generate call. Default: 8 on CUDA, 4 on MPS and CPU."),
+    *DATASET_OPTIONS,
 ]
 
 QUESTION = _opt("question", str | None, None, "-q", "--question", panel="Task", help="The question to ask about each image.")

@@ -144,6 +144,13 @@ class Session:
         return hashlib.sha256(data).hexdigest(), runner.cache_key(data)
 
     def runner(self, cfg: TaskConfig, *, make: RunnerFactory | None = None) -> TaskRunner:
+        """A runner for ``cfg``, made of several when --captions N or --tiles ask (run/composite)."""
+        from llamavis.run.composite import compose
+
+        return compose(cfg, lambda c: self._one_runner(c, make),  # type: ignore[no-any-return]
+                       captions=self.options.captions, tiles=self.options.tiles)
+
+    def _one_runner(self, cfg: TaskConfig, make: RunnerFactory | None = None) -> TaskRunner:
         """The runner for ``cfg`` over this session's cache and client.
 
         With ``--fallback`` routes it is a FallbackRunner (each route has its own client),
@@ -223,14 +230,16 @@ class Session:
                 plan.cached += 1
                 continue
             try:
-                plan.requests.append(await runner.dry_run(source))
+                req = await runner.dry_run(source)
             except LlamavisError as exc:  # a bad image is reported, the rest go on
                 on_error(str(source), exc)
                 plan.failed += 1
                 continue
-            est = estimate_request(cfg.provider, cfg.model_id, cfg.prompt_text,
-                                   cfg.params.max_tokens)
-            plan.cost_usd = None if plan.cost_usd is None or est is None else plan.cost_usd + est
+            for one in req if isinstance(req, list) else [req]:  # --tiles, --captions: several
+                plan.requests.append(one)
+                est = estimate_request(cfg.provider, cfg.model_id, cfg.prompt_text,
+                                       cfg.params.max_tokens)
+                plan.cost_usd = None if plan.cost_usd is None or est is None else plan.cost_usd + est
         return plan
 
     async def aclose(self) -> None:

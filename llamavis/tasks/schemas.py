@@ -264,7 +264,7 @@ def _refuse(uri: str) -> Any:
     """The registry's retrieve: a schema never makes llamavis fetch or read anything."""
     from referencing.exceptions import NoSuchResource
 
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs field
 
 
 def _local_registry() -> Any:
@@ -272,7 +272,7 @@ def _local_registry() -> Any:
     from jsonschema_specifications import REGISTRY
     from referencing import Registry
 
-    return REGISTRY.combine(Registry(retrieve=_refuse))
+    return REGISTRY.combine(Registry(retrieve=_refuse))  # type: ignore[call-arg]  # attrs alias
 
 
 def schema_from_options(fields: Sequence[str] | None, schema: str | dict | None) -> dict | None:
