@@ -121,7 +121,7 @@ def test_one_client_opens_one_http_pool_for_every_call(server, monkeypatch):
         c.analyze(image_bytes("red"), task="ocr")
         c.analyze(image_bytes("blue"), task="classify", classes=["red", "blue"])
         # three different images: byte-identical ones would be asked once (issue 18)
-        list(c.analyze_many([image_bytes(colour) for colour in ("green", "yellow", "white")], task="vqa",
+        list(c.analyze_many([image_bytes("green", fmt) for fmt in ("PNG", "BMP", "TIFF")], task="vqa",
                             question="Which colour?"))
     assert server.call_count == 6
     assert (len(made), len(pools)) == (1, 1)
