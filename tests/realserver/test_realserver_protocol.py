@@ -2,6 +2,17 @@
 
 These talk to the real server directly, without llamavis, so that a change in the server's
 behaviour shows up here first, named, rather than as a puzzling CLI failure.
+
+What changed in transformers 5.25 (the server `.ci/run` installs with `transformers[serving]>=5`),
+against 5.23/5.24 that these tests were first written for:
+- a stream carries `usage` only when asked with `stream_options.include_usage` (as OpenAI and
+  vLLM do), and then in a chunk of its own after the finish_reason chunk, with `choices: []`;
+  before, the finish_reason chunk carried `usage` always. llamavis asks for it on the `local`
+  provider (ProviderSpec.stream_usage) and its stream parser tolerates `choices: []`.
+- a request whose image it cannot read (bad base64, bytes that are no image) and `max_tokens: 0`
+  are now a 400 with a JSON `{"detail": "..."}` body and an `x-request-id`, not a bare 500.
+  `stop` with a vision model, an unknown model and a system message beside an image are still
+  bare 500s.
 """
 
 from __future__ import annotations
@@ -121,24 +132,32 @@ def test_stream_ends_after_finish_reason_and_usage_without_done(realserver, clie
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] in ("stop", "length")
     assert last["choices"][0]["delta"] == {}
-    assert last["usage"]["completion_tokens"] <= 6
+    assert not any("usage" in c for c in chunks)  # 5.25: usage only when asked for
     assert all(c["choices"][0].get("finish_reason") is None for c in chunks[:-1])
 
 
-def test_stream_options_is_accepted_and_usage_comes_anyway(realserver, client):
+def test_stream_options_include_usage_adds_a_usage_chunk_with_no_choices(realserver, client):
     resp, events = sse_events(client, realserver, stream_options={"include_usage": True})
     assert resp.status_code == 200
-    last = json.loads(events[-1])
-    assert last["choices"], "the usage chunk still carries the finish_reason choice"
-    assert "usage" in last
+    assert "[DONE]" not in events
+    chunks = [json.loads(e) for e in events]
+    finish, last = chunks[-2], chunks[-1]
+    assert finish["choices"][0]["finish_reason"] in ("stop", "length")
+    assert "usage" not in finish
+    assert last["choices"] == []  # the usage chunk stands alone after the finish chunk
+    assert last["usage"]["completion_tokens"] <= 6
+    usage = last["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 def test_streamed_text_is_a_prefix_of_the_whole_answer(realserver, client):
     """The stream withholds undecodable trailing bytes that the whole answer shows as U+FFFD."""
     whole = chat(client, realserver, temperature=0, max_tokens=24).json()
-    _, events = sse_events(client, realserver, temperature=0, max_tokens=24)
+    _, events = sse_events(client, realserver, temperature=0, max_tokens=24,
+                           stream_options={"include_usage": True})
     chunks = [json.loads(e) for e in events]
-    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks
+                       if c["choices"])
     text = whole["choices"][0]["message"]["content"]
     assert text.startswith(streamed)
     assert set(text[len(streamed):]) <= {"\ufffd"}
@@ -213,14 +232,25 @@ def test_unknown_model_is_a_plain_500(realserver, client, stream):
     assert_plain_500(chat(client, realserver, model="llamavis-test/no-such-model", stream=stream))
 
 
-@pytest.mark.parametrize("body", [
-    {"stop": ["\n"]},  # a transformers bug with vision models: send `stop` only when asked
-    {"max_tokens": 0},
-    {"messages": image_messages(url="data:image/png;base64,!!!not-base64")},
-    {"messages": image_messages(url="data:image/png;base64," + base64.b64encode(b"hi").decode())},
-], ids=["stop", "max_tokens_0", "bad_base64", "not_an_image"])
-def test_request_mistakes_are_plain_500s(realserver, client, body):
-    assert_plain_500(chat(client, realserver, **body))
+def test_stop_with_a_vision_model_is_a_plain_500(realserver, client):
+    # a transformers bug with vision models: send `stop` only when asked
+    assert_plain_500(chat(client, realserver, stop=["\n"]))
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ({"max_tokens": 0}, ""),
+    ({"messages": image_messages(url="data:image/png;base64,!!!not-base64")},
+     "Incorrect image source"),
+    ({"messages": image_messages(url="data:image/png;base64," + base64.b64encode(b"hi").decode())},
+     "Incorrect image source"),
+], ids=["max_tokens_0", "bad_base64", "not_an_image"])
+def test_request_mistakes_are_400_json_detail(realserver, client, body, detail):
+    """transformers 5.25: these were bare 500s in 5.23/5.24; now a 400 that says why."""
+    resp = chat(client, realserver, **body)
+    assert resp.status_code == 400
+    assert resp.headers["content-type"].startswith("application/json")
+    assert isinstance(resp.json()["detail"], str) and detail in resp.json()["detail"]
+    assert "x-request-id" in resp.headers
 
 
 def test_unknown_field_is_422_json_detail(realserver, client):
