@@ -110,6 +110,10 @@ class Runner:
         """
         return await asyncio.to_thread(lambda: self._prepare(self._read(source), str(source)))
 
+    def read(self, source: Source) -> bytes:
+        """The source's bytes as a run reads them (standard input once); blocking."""
+        return self._read(source)
+
     def _read(self, source: Source) -> bytes:
         """The bytes of one source: a file, URL or "-" as read_source reads them, or the
         bytes of an image handed over in memory."""

@@ -75,7 +75,7 @@ class Session:
         self._route: Route | None = None
         self._client: ChatBackend | None = None
         self._cache: ResultCache | None = None
-        self._parent: Session | None = None
+        self.parent: Session | None = None
         self._children: list[Session] = []
         self._routed: dict[int, TaskRunner] = {}  # --fallback: a FallbackRunner per config
 
@@ -85,7 +85,7 @@ class Session:
         child = Session(options, stdin=self.stdin, debug=self.debug, on_warning=self.on_warning,
                         require_key=self.require_key, sleep=self._sleep,
                         transport=self._transport)
-        child._parent = self
+        child.parent = self
         self._children.append(child)
         return child
 
@@ -115,8 +115,8 @@ class Session:
         """The result cache (opened on first use), or None when the options turn it off."""
         if not self.options.cache:
             return None
-        if self._parent is not None:
-            return self._parent.cache
+        if self.parent is not None:
+            return self.parent.cache
         if self._cache is None:
             from llamavis.store.cache import ResultCache
 
@@ -140,7 +140,7 @@ class Session:
         cfg = self.config(args)
         runner = Runner(cfg, cache=None, client=self.client(cfg), stdin=self.stdin,
                         debug=self.debug)
-        data = runner._read(source)
+        data = runner.read(source)
         return hashlib.sha256(data).hexdigest(), runner.cache_key(data)
 
     def runner(self, cfg: TaskConfig, *, make: RunnerFactory | None = None) -> TaskRunner:

@@ -50,7 +50,7 @@ class TiledRunner:
     def _cut_now(self, source: Any) -> Cut | None:
         from PIL import Image, ImageOps
 
-        data = self.base._read(source)
+        data = self.base.read(source)
         with Image.open(io.BytesIO(data)) as opened:
             page = ImageOps.exif_transpose(opened)
             page = page.convert("L" if page.mode in ("1", "L", "I;16", "I") else "RGB")
