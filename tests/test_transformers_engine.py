@@ -100,6 +100,9 @@ print(json.dumps({"loads": len(loads), "results": results}))
 def test_the_other_text_tasks_answer_from_one_model_loaded_once_per_process(tiny, tmp_path):
     model, env = tiny
     image = make_images(tmp_path / "one", 1) / "img000.png"
+    # A cache of its own: the images are deterministic, so a shared cache could answer all four
+    # and load nothing.
+    env = {**env, "LLAMAVIS_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-c", API_SCRIPT, str(image), model], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
