@@ -256,3 +256,16 @@ def test_unmatched_rows_images_and_labels_outside_classes_are_counted_and_listed
     assert m["outside_classes"] == [{"image": "img-2.png", "label": "horse"}]
     assert "label 'horse' is not one of -c" in proc.stderr
     assert m["n"] == 2 and m["accuracy"] == 0.5  # img-0 cat right, img-1 dog -> cat wrong
+
+
+def test_doctor_quality_runs_the_smoke_set_on_the_live_route(tmp_path):
+    with FakeServer(smoke_answer) as server:
+        proc = llamavis("doctor", "--probe", "--quality", "-P", "openrouter", "--base-url",
+                        server.url, "--json", env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)[0]
+    assert row["verdict"] == "live"
+    assert row["quality"]["classify"] == {"accuracy": round(2 / 6, 4), "answered": 6,
+                                          "images": 6, "error": None}
+    assert row["quality"]["structured"]["schema_valid"] == 1.0
+    assert len(server.requests) == 1 + 20  # the probe, then the smoke set

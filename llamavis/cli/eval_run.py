@@ -80,17 +80,19 @@ def labelled_report(inv: Invocation, options: RunOptions, routes: list[Any],
     if not pairing.items:
         raise UsageError(f"no image has a row in {opts['labels']}")
     args, classes = _task_args(inv, task, pairing)
-    return _scored(task, args, pairing, options, routes, classes, opts)
+    return scored(task, args, pairing, options, routes, classes, debug=opts["debug"],
+                  ignore_case=opts["ignore_case"])
 
 
-def _scored(task: str, args: TaskArgs, pairing: Pairing, options: RunOptions, routes: list[Any],
-            classes: list[str], opts: dict[str, Any]) -> JSONObject:
+def scored(task: str, args: TaskArgs, pairing: Pairing, options: RunOptions, routes: list[Any],
+           classes: list[str], *, debug: bool = False, ignore_case: bool = False) -> JSONObject:
+    """The images asked on every route, scored; route errors and outside labels noted."""
     from llamavis.eval.report import build
     from llamavis.eval.run import run_routes
 
     runs = asyncio.run(run_routes(args, pairing, options, routes, on_warning=render.note,
-                                  debug=render.debug_line if opts["debug"] else None))
-    report = build(task, pairing, runs, classes=classes, ignore_case=opts["ignore_case"])
+                                  debug=render.debug_line if debug else None))
+    report = build(task, pairing, runs, classes=classes, ignore_case=ignore_case)
     for route in report["routes"]:
         for item in route["metrics"].get("outside_classes", []):
             render.note(f"{item['image']}: label {item['label']!r} is not one of -c "
@@ -146,5 +148,12 @@ def smoke_reports(options: RunOptions, routes: list[Any], opts: dict[str, Any],
     """The built-in set, drawn into ``folder``, each of its tasks on every route."""
     from llamavis.eval.smoke import build_smoke
 
-    return [_scored(s.task, s.args, s.pairing, options, routes, s.classes, opts)
-            for s in build_smoke(folder)]
+    return [scored(s.task, s.args, s.pairing, options, routes, s.classes, debug=opts["debug"],
+                   ignore_case=opts["ignore_case"]) for s in build_smoke(folder)]
+
+
+def smoke_quality(options: RunOptions, routes: list[tuple[str, str | None]]) -> list[JSONObject]:
+    """`doctor --quality`: the smoke set on these routes, asked live; one report per task."""
+    with tempfile.TemporaryDirectory(prefix="llamavis-smoke-") as folder:
+        return smoke_reports(replace(options, cache=False), routes,
+                             {"debug": False, "ignore_case": False}, Path(folder))

@@ -116,3 +116,18 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q / 100 * len(values)))
     return round(values[rank - 1], 3)
+
+
+HEADLINE = {"classify": "accuracy", "multi-classify": "micro_f1", "ocr": "cer",
+            "caption": "wer", "detailed-caption": "wer", "vqa": "exact_match",
+            "structured": "schema_valid"}
+
+
+def headline(report: JSONObject, route: str) -> JSONObject:
+    """One route's main number in a report, with its answered count and error."""
+    for entry in report["routes"]:
+        if entry["route"] == route:
+            name = HEADLINE[report["task"]]
+            return {name: entry["metrics"].get(name), "answered": entry["run"]["answered"],
+                    "images": entry["run"]["images"], "error": entry["error"]}
+    return {"error": "not run"}
