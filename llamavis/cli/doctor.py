@@ -28,6 +28,9 @@ def doctor(
         "--api-key", help="The key of the one provider named with -P.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1.0,
                                            help="Seconds allowed per route.")] = 30.0,
+    quality: Annotated[bool, typer.Option(
+        "--quality", help="Then score every live route on the built-in smoke set "
+        "(`llamavis eval --smoke`: 20 small images, 20 requests per route).")] = False,
 ) -> None:
     """Say which routes serve the model right now, and what blocks the others.
 
@@ -44,11 +47,16 @@ def doctor(
     verdicts = asyncio.run(diagnose(provider, model=model, probe=probe, base_url=base_url,
                                     api_key=api_key, timeout=timeout, on_note=note))
     rows = [v.to_dict() for v in verdicts]
+    live = [v.provider for v in verdicts if v.verdict == "live"]
+    reports = _quality(verdicts, rows, base_url, api_key, timeout) if quality and live else []
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         _table(rows)
-    live = [v.provider for v in verdicts if v.verdict == "live"]
+        from llamavis.cli.output.eval_table import write_report
+
+        for report in reports:
+            write_report(report, sys.stdout)
     if live and not json_out:
         note(f"live: {', '.join(live)}; e.g. llamavis caption IMAGE -P {live[0]}"
              + (f" --fallback {','.join(live[1:])}" if len(live) > 1 else ""))
@@ -56,6 +64,28 @@ def doctor(
         note("no route is live: see the details above; `llamavis providers` shows how to set "
              "one up, `llamavis models` which provider serves which model")
     raise typer.Exit(0 if any_live(verdicts) else 1)
+
+
+def _quality(verdicts: list[Any], rows: list[dict[str, Any]], base_url: str | None,
+             api_key: str | None, timeout: float) -> list[dict[str, Any]]:
+    """The smoke set on every live route; each live row gets its scores under "quality"."""
+    from llamavis.cli.eval_run import smoke_quality
+    from llamavis.eval.report import headline
+    from llamavis.run.options import RunOptions
+
+    live = [(v.provider, v.model) for v in verdicts if v.verdict == "live"]
+    one = len(live) == 1  # --base-url/--api-key belong to the one provider named
+    options = RunOptions(base_url=base_url if one else None, api_key=api_key if one else None,
+                         timeout=timeout)
+    from llamavis.cli.output.render import note
+
+    note(f"--quality: the smoke set, 20 requests to each of {len(live)} live route(s)")
+    reports = smoke_quality(options, live)
+    for row in rows:
+        if row["verdict"] == "live":
+            row["quality"] = {r["task"]: headline(r, f"{row['provider']}:{row['model']}")
+                              for r in reports}
+    return reports
 
 
 def _table(rows: list[dict[str, Any]]) -> None:

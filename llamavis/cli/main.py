@@ -49,6 +49,7 @@ def main(
 
 def _register() -> None:
     from llamavis.cli import admin, agree, cache_cmd, commands, doctor, roboflow
+    from llamavis.cli import eval as eval_cmd
 
     commands.register(app)
     admin.register(app)
@@ -56,6 +57,7 @@ def _register() -> None:
     app.command("doctor", rich_help_panel="Setup")(doctor.doctor)
     app.command("agree", rich_help_panel="Setup")(agree.agree)
     cache_cmd.register(app)
+    eval_cmd.register(app)
 
 
 _register()
