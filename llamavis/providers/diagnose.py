@@ -17,9 +17,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llamavis.backends.models import status
 from llamavis.errors import (
     AuthError,
     ConfigError,
@@ -30,6 +29,10 @@ from llamavis.errors import (
     ProviderTimeout,
     UsageError,
 )
+from llamavis.providers.facts import status
+
+if TYPE_CHECKING:
+    from llamavis.providers.resolve import Route
 
 VERDICTS = ("live", "dead", "blocked", "not_configured", "unreachable", "unknown")
 PROBE_TOKENS = 40
@@ -46,6 +49,21 @@ class Verdict:
     verdict: str
     detail: str
     latency_s: float | None = None
+    # what llamavis' route facts say (providers/facts.py), and how old that knowledge is
+    known: str = ""
+    checked: str | None = None
+    age_days: int | None = None
+
+    def __post_init__(self) -> None:
+        from llamavis.backends.providers import PROVIDERS
+
+        spec = PROVIDERS.get(self.provider)
+        alias = spec.alias_of(self.model) if spec is not None else None
+        if alias is None and self.model in ("11b", "90b", "scout", "maverick"):
+            alias = self.model
+        if alias is not None and not self.known:
+            facts = status(self.provider, alias)
+            self.known, self.checked, self.age_days = facts.short(), facts.checked, facts.age_days()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,8 +110,6 @@ def _plan(spec: Any, model: str | None, base_url: str | None, api_key: str | Non
           ) -> Verdict | _Ready:
     """The route's set-up, or the verdict that it has none (no request is needed for that)."""
     from llamavis.backends.client import checked_base_url
-    from llamavis.backends.providers import resolve_base_url
-    from llamavis.run.config import find_key
 
     try:
         model_id = spec.model_id(model)
@@ -104,11 +120,23 @@ def _plan(spec: Any, model: str | None, base_url: str | None, api_key: str | Non
 
         return Verdict(spec.name, model_id, *local_verdict(model_id))
     try:
-        endpoint = checked_base_url(resolve_base_url(spec, base_url))
-        key = find_key(spec, api_key)
+        route = route_of(spec.name, model, base_url, api_key)
+        endpoint = checked_base_url(route.base_url)
     except (ConfigError, UsageError) as exc:
         return Verdict(spec.name, model_id, "not_configured", str(exc) + _known(spec, model_id))
-    return _Ready(spec, model_id, endpoint, key)
+    return _Ready(spec, model_id, endpoint, route.api_key)
+
+
+def route_of(provider: str, model: str | None, base_url: str | None, api_key: str | None, *,
+             require_key: bool = True) -> Route:
+    """One provider's route as a run would resolve it (the one resolver, via a Session),
+    from what was given and that provider's own variables only."""
+    from llamavis.run.options import RunOptions
+    from llamavis.run.session import Session
+
+    options = RunOptions(provider=provider, model=model, base_url=base_url, api_key=api_key,
+                         failover=False)
+    return Session(options, require_key=require_key, environment=False).route()
 
 
 def _known(spec: Any, model_id: str) -> str:
@@ -260,12 +288,10 @@ async def served_models(spec: Any, base_url: str | None, api_key: str | None,
     """What a server really serves (its ``GET /models``), Llama 3.2 Vision ids marked."""
     from llamavis.backends.client import checked_base_url
     from llamavis.backends.models import PROFILES, is_llama32_vision
-    from llamavis.backends.providers import resolve_base_url
-    from llamavis.run.config import find_key
-
-    endpoint = checked_base_url(resolve_base_url(spec, base_url))
-    key = find_key(spec, api_key, required=False)
     from llamavis.run.clients import open_probe_client
+
+    route = route_of(spec.name, None, base_url, api_key, require_key=False)
+    endpoint, key = checked_base_url(route.base_url), route.api_key
 
     async with open_probe_client(spec, api_key=key, base_url=endpoint, timeout=30.0,
                                  connect_timeout=10.0, max_retries=1,
