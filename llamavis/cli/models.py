@@ -69,10 +69,11 @@ def _table(provider: str | None, json_out: bool) -> None:
         for alias, model_id in spec.models.items():
             price = spec.price(model_id)
             known = status(spec.name, alias)
-            row = {"provider": spec.name, "alias": alias, "family": profile_for(alias).title,
-                   "model": model_id, "status": known.short(),
-                   "checked": f"{known.checked} ({known.age_days()} d ago)",
-                   "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-"}
+            row: dict[str, object] = {
+                "provider": spec.name, "alias": alias, "family": profile_for(alias).title,
+                "model": model_id, "status": known.short(),
+                "checked": f"{known.checked} ({known.age_days()} d ago)",
+                "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-"}
             if json_out:
                 row |= known.to_dict()
             rows.append(row)
