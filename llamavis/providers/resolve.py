@@ -19,7 +19,7 @@ Nothing here touches the network.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from llamavis.backends.providers import (
@@ -95,52 +95,58 @@ def resolve_routes(request: RouteRequest) -> RoutePlan:
     model = request.model or env.get("LLAMAVIS_MODEL") or None
     name = request.provider or env.get("LLAMAVIS_PROVIDER") or None
     skipped: list[str] = []
+    stored = load_keys()  # once for every route of the plan
     if name or base_url:
-        spec = get_provider(name) if name else _local_or_configured(request.api_key)
-        first = _route(spec, model, base_url, request.api_key, request.require_key)
-        then = _fallbacks(first, request.fallback, skipped.append)
+        spec = get_provider(name) if name else _local_or_configured(stored)
+        first = _route(spec, model, base_url, request.api_key, request.require_key, stored)
+        then = _fallbacks(first, request.fallback, skipped.append, stored)
         return RoutePlan(first, tuple(then), tuple(skipped), pinned=True)
     unusable: list[str] = []
-    candidates = configured(model, on_skip=unusable.append)
+    candidates = configured(model, on_skip=unusable.append, stored=stored)
     if not candidates:
         if request.api_key:  # a key with no provider: the local server it belongs to
-            first = _route(PROVIDERS["local"], model, None, request.api_key, request.require_key)
-            return RoutePlan(first, tuple(_fallbacks(first, request.fallback, skipped.append)))
+            first = _route(PROVIDERS["local"], model, None, request.api_key, request.require_key,
+                           stored)
+            then = _fallbacks(first, request.fallback, skipped.append, stored)
+            return RoutePlan(first, tuple(then), tuple(skipped))
         raise no_route_error(model, unusable)
     first, rest = candidates[0], candidates[1:]
     if request.api_key:
         first = Route(first.spec, first.model_id, first.base_url, request.api_key)
-    then = _fallbacks(first, request.fallback, skipped.append)
+    then = _fallbacks(first, request.fallback, skipped.append, stored)
     if request.failover:
         then += [r for r in rest if r.spec.name not in {t.spec.name for t in then}]
     return RoutePlan(first, tuple(then), tuple(skipped), pinned=False)
 
 
-def configured(model: str | None, *, on_skip: Callable[[str], None] | None = None) -> list[Route]:
+def configured(model: str | None, *, on_skip: Callable[[str], None] | None = None,
+               stored: Mapping[str, str] | None = None) -> list[Route]:
     """Every route whose credentials are present, live first, dead last (ties: AUTO_ORDER).
 
     A configured route that cannot serve ``model`` or whose endpoint is incomplete (a
     Cloudflare token without its account id) is left out, with a note to ``on_skip``.
     """
-    stored = load_keys()
+    stored = load_keys() if stored is None else stored
     routes = []
     for name in AUTO_ORDER:
         spec = PROVIDERS[name]
         if not spec.key_envs or not (env_key(spec) or stored.get(name)):
             continue
         try:
-            routes.append(_route(spec, model, None, None, True))
+            routes.append(_route(spec, model, None, None, True, stored))
         except (ConfigError, UsageError) as exc:
             if on_skip is not None:
                 on_skip(f"{name} skipped: {exc}")
     return sorted(routes, key=lambda r: RANK[r.status.state])  # stable: ties keep AUTO_ORDER
 
 
-def find_key(spec: ProviderSpec, api_key: str | None, *, required: bool = True) -> str | None:
-    """--api-key, else the environment, else the keys file; ConfigError if required and none."""
+def find_key(spec: ProviderSpec, api_key: str | None, *, required: bool = True,
+             stored: Mapping[str, str] | None = None) -> str | None:
+    """--api-key, else the environment, else the keys file (``stored``: read already);
+    ConfigError if required and none."""
     if api_key:
         return api_key
-    key = env_key(spec) or load_keys().get(spec.name)
+    key = env_key(spec) or (load_keys() if stored is None else stored).get(spec.name)
     if key or not spec.key_required or not required:
         return key
     raise ConfigError(f"no API key for {spec.name}",
@@ -164,12 +170,12 @@ def no_route_error(model: str | None, skipped: Sequence[str] = ()) -> ConfigErro
 
 
 def _route(spec: ProviderSpec, model: str | None, base_url: str | None, api_key: str | None,
-           require_key: bool) -> Route:
+           require_key: bool, stored: Mapping[str, str]) -> Route:
     """One provider's route; a ConfigError names everything missing (key and endpoint)."""
     missing: list[ConfigError] = []
     key = endpoint = None
     try:
-        key = find_key(spec, api_key, required=require_key)
+        key = find_key(spec, api_key, required=require_key, stored=stored)
     except ConfigError as exc:
         missing.append(exc)
     try:  # --base-url, then LLAMAVIS_<PROVIDER>_BASE_URL, then the provider's default
@@ -185,9 +191,8 @@ def _route(spec: ProviderSpec, model: str | None, base_url: str | None, api_key:
     return Route(spec, spec.model_id(model), endpoint, key)
 
 
-def _local_or_configured(api_key: str | None) -> ProviderSpec:
+def _local_or_configured(stored: Mapping[str, str]) -> ProviderSpec:
     """--base-url without a provider: the first configured provider's wire, else local."""
-    stored = load_keys()
     for name in AUTO_ORDER:
         spec = PROVIDERS[name]
         if spec.key_envs and (env_key(spec) or stored.get(name)):
@@ -195,14 +200,15 @@ def _local_or_configured(api_key: str | None) -> ProviderSpec:
     return PROVIDERS["local"]
 
 
-def _fallbacks(first: Route, entries: Sequence[str], note: Callable[[str], None]) -> list[Route]:
+def _fallbacks(first: Route, entries: Sequence[str], note: Callable[[str], None],
+               stored: Mapping[str, str]) -> list[Route]:
     """--fallback's routes, each with its own key and endpoint (never --base-url)."""
     routes = []
     for entry in parse_routes(entries):
         spec = get_provider(entry.provider)
         try:
             alias = entry.model or _alias_of(first.model_id) or first.model_id
-            routes.append(_route(spec, alias, None, None, True))
+            routes.append(_route(spec, alias, None, None, True, stored))
         except (ConfigError, UsageError) as exc:
             note(f"fallback {spec.name} skipped: {exc}")
     seen = {(first.spec.name, first.model_id, first.base_url)}

@@ -25,12 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from llamavis.errors import (
-    AuthError,
     ConfigError,
     LlamavisError,
-    ModelUnavailable,
-    NetworkError,
-    ProviderError,
 )
 from llamavis.run.clients import Sleep, open_client
 from llamavis.run.config import TaskConfig
@@ -51,19 +47,9 @@ _SPENT: contextvars.ContextVar[list[Usage] | None] = contextvars.ContextVar("spe
 
 def route_failure(exc: BaseException) -> str | None:
     """Why ``exc`` means the route failed (another route may answer); None if the image's own."""
-    if isinstance(exc, ModelUnavailable):
-        return "does not serve the model"
-    if isinstance(exc, AuthError):
-        return "rejected the key"
-    if isinstance(exc, ConfigError):
-        return "needs the account to act first"
-    if isinstance(exc, NetworkError):
-        return "is unreachable"
-    if isinstance(exc, ProviderError) and exc.status == 402:
-        return "is out of credits"
-    if isinstance(exc, ProviderError) and (exc.status or 0) >= 500:
-        return "kept failing with server errors"
-    return None
+    from llamavis.providers.failures import classify
+
+    return classify(exc).why
 
 
 class RouteUnavailable(ConfigError):
