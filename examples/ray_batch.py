@@ -2,7 +2,7 @@
 """Run a llamavis task over a folder of images with Ray Data, one llamavis.Client per worker.
 
     pip install 'llamavis[ray]'
-    python examples/ray_batch.py photos/ captions/ --task caption -P deepinfra -m 90b \\
+    python examples/ray_batch.py photos/ captions/ --task caption -P nvidia -m 90b \\
         --workers 4 --concurrency 8
 
 Ray Data reads the images as bytes (so workers need no shared filesystem: SRC_DIR may be a

@@ -173,8 +173,9 @@ def test_missing_key_exits_3_with_hint():
 def test_no_provider_at_all_exits_3_and_says_how_to_set_one_up():
     proc = llamavis("caption", str(EXAMPLES / "shapes.jpg"))
     assert proc.returncode == 3
-    # it points at a route that still serves the model (OpenRouter lists it with no endpoint)
-    assert "DEEPINFRA_API_KEY" in proc.stderr and "keys set" in proc.stderr
+    # it points at the routes that still serve the model (OpenRouter lists it with no endpoint)
+    assert "NVIDIA_API_KEY" in proc.stderr and "keys set" in proc.stderr
+    assert "OPENROUTER_API_KEY" not in proc.stderr
     assert "llamavis doctor" in proc.stderr
 
 
@@ -279,7 +280,7 @@ def test_rejected_key_exits_3():
 def test_admin_commands_list_providers_models_and_prompts():
     providers = llamavis("providers", "--json", env={"DEEPINFRA_TOKEN": KEY})
     rows = {r["provider"]: r for r in json.loads(providers.stdout)}
-    assert set(rows) == {*PROVIDERS, "cloudflare", "azure", "langmart", "transformers"}
+    assert set(rows) == {*PROVIDERS, "nvidia", "cloudflare", "azure", "langmart", "transformers"}
     assert rows["deepinfra"]["key"].startswith("set")
     assert rows["transformers"]["key"] == "not needed"  # in-process: no server, no key
     assert KEY not in providers.stdout

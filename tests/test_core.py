@@ -13,7 +13,7 @@ import llamavis
 from llamavis.cli import commands
 from llamavis.cli import options as cli_options
 from llamavis.cli.invocation import Invocation
-from llamavis.run import config as settings
+from llamavis.providers import resolve as resolver
 from llamavis.run.session import RunOptions, Session, TaskArgs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -69,8 +69,8 @@ def test_the_api_caches_answers_by_default_and_cache_false_asks_again(respx_mock
 
 def test_a_session_reads_the_keys_once_for_every_task_it_runs(monkeypatch):
     reads = []
-    real = settings.load_keys
-    monkeypatch.setattr(settings, "load_keys", lambda: reads.append(1) or real())
+    real = resolver.load_keys
+    monkeypatch.setattr(resolver, "load_keys", lambda: reads.append(1) or real())
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
     session = Session(RunOptions())
     caption = session.config(TaskArgs("caption"))

@@ -147,7 +147,7 @@ def test_openrouter_availability_error_without_code_names_doctor_and_fallback_ro
         "provider",
         "openrouter HTTP 404: No endpoints found",
         "`llamavis doctor`",
-        "--fallback deepinfra,cloudflare",
+        "--fallback nvidia,cloudflare",
     )
 
 

@@ -13,14 +13,10 @@ import sys
 
 import pytest
 
-from llamavis.backends.models import (
-    LLAMA_4,
-    LLAMA_32_VISION,
-    profile_for,
-    serving_routes,
-)
+from llamavis.backends.models import LLAMA_4, LLAMA_32_VISION, profile_for
 from llamavis.backends.providers import PROVIDERS, resolve_base_url
 from llamavis.errors import ConfigError, UsageError
+from llamavis.providers.facts import serving_routes
 
 from fakeserver import FakeServer, Reply
 
@@ -175,7 +171,8 @@ def test_profiles_are_data_the_default_is_llama_32_vision():
     assert profile_for("@cf/meta/llama-3.2-11b-vision-instruct") is LLAMA_32_VISION
     assert LLAMA_32_VISION.max_images == 1 and not LLAMA_32_VISION.system_with_image
     assert LLAMA_4.system_with_image and LLAMA_4.max_images > 1
-    assert "openrouter" not in serving_routes("11b") and "deepinfra" in serving_routes("11b")
+    assert "openrouter" not in serving_routes("11b") and "nvidia" in serving_routes("11b")
+    assert "deepinfra" not in serving_routes("11b")  # unconfirmed since 2026-07-02
 
 
 # -- models from the server ----------------------------------------------------------------

@@ -29,7 +29,8 @@ from llamavis.errors import (
     RateLimited,
     RefusedError,
 )
-from llamavis.run.fallback import RouteSpec, parse_routes, route_failure
+from llamavis.providers.resolve import RouteSpec, parse_routes
+from llamavis.run.fallback import route_failure
 
 from fakeserver import FakeServer, Reply
 
@@ -111,7 +112,7 @@ def test_caption_on_a_dead_route_exits_1_with_the_providers_words_and_next_steps
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
     assert NO_ENDPOINTS in line
-    assert "llamavis doctor" in line and "--fallback deepinfra" in line
+    assert "llamavis doctor" in line and "--fallback nvidia" in line
 
 
 def test_fallback_from_the_environment_and_the_alias_follows_to_the_next_route(make_image):

@@ -37,9 +37,9 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = settings.build_config
 
-    def counting(args, options, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(args, options, route):  # type: ignore[no-untyped-def]
         seen.append(args.task)
-        return real(args, options, **kwargs)
+        return real(args, options, route)
 
     monkeypatch.setattr(settings, "build_config", counting)
     return seen
@@ -78,6 +78,20 @@ def test_only_the_session_calls_the_config_builder_and_only_run_makes_clients():
     assert callers == ["llamavis/run/session.py"]
     # Roboflow's own cache is the one left; its move onto Session.derive is engineer G's.
     assert set(makers) <= {"llamavis/roboflow/run.py"}
+
+
+def test_one_route_resolver_called_from_one_place():
+    """Runs, fallback, the default failover, doctor, agree and models all get their routes
+    from Session.routes, the one caller of providers.resolve.resolve_routes."""
+    callers = []
+    for path in sorted((ROOT / "llamavis").rglob("*.py")):
+        text, name = path.read_text(), str(path.relative_to(ROOT))
+        if name == "llamavis/providers/resolve.py":
+            continue
+        callers += [name] * len(re.findall(r"\bresolve_routes\(", text))
+        assert not re.search(r"\b(find_key|resolve_base_url|pick_provider)\(", text) or \
+            name == "llamavis/backends/providers.py" or name.startswith("llamavis/cli/admin"), name
+    assert callers == ["llamavis/run/session.py"]
 
 
 def test_a_dry_run_with_fallback_shows_every_route_a_run_would_ask():

@@ -52,7 +52,8 @@ _RATE_LIMIT_WORDS = re.compile(r"rate[ _-]?limit|too[ _]many[ _]requests", re.I)
 _MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended",
                 "5007", "3042"}  # the last two: Workers AI "No such model", "invalid model"
 _NOT_SERVED = re.compile(
-    r"no endpoints found for|no such model|unknown model architecture"
+    r"no endpoints found for|no such model|unknown model architecture|end of life"
+    r"|function\b.{0,80}\bnot found for account"
     r"|model\b.{0,120}\b(not found|does not exist|not available|deprecated|decommissioned|retired"
     r"|no longer (available|supported|served))"
     r"|\b(deprecated|decommissioned|retired)\b.{0,60}\bmodel", re.I)
@@ -320,6 +321,8 @@ def _not_served(status: int, info: _ErrorInfo) -> bool:
     """Whether an error answer says this route does not serve the model."""
     if status not in (400, 404, 410, 500) or _PARAMETERS.search(f"{info.message} {info.kind}"):
         return False
+    if status == 410:  # NVIDIA: a model past its end of life answers 410 Gone
+        return True
     if status == 500:  # Ollama >= 0.30 loading llama3.2-vision
         return "unknown model architecture" in info.message.lower()
     return bool(_MODEL_CODES & set(info.kind.split())) or bool(_NOT_SERVED.search(info.message))
@@ -327,7 +330,7 @@ def _not_served(status: int, info: _ErrorInfo) -> bool:
 
 def dead_route_hint(provider: str, alias: str = "11b") -> str:
     """What to do when ``provider`` does not serve the model: doctor, and routes that do."""
-    from llamavis.backends.models import serving_routes
+    from llamavis.providers.facts import serving_routes
 
     if provider == "ollama":
         return ("run `ollama pull llama3.2-vision`; Ollama 0.30 and later cannot run it, so use "

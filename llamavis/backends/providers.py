@@ -56,6 +56,9 @@ class ProviderSpec:
     # Takes vLLM's extra request fields for constrained decoding (guided_choice,
     # guided_regex, guided_json): classify and multi-classify then send their classes.
     guided: bool = False
+    # The longest data: URL one request may carry inline (NVIDIA: 180,000 base64
+    # characters); every image is re-encoded, and shrunk if need be, to fit it.
+    max_image_url: int | None = None
 
     def model_id(self, model: str | None) -> str:
         """Resolve an alias (11b/90b/scout/maverick), a Roboflow model_version, or pass an id."""
@@ -90,6 +93,20 @@ _HF_IDS = {"11b": _HF_11B, "90b": _HF_90B, "scout": _HF_SCOUT, "maverick": _HF_M
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
+        ProviderSpec(
+            name="nvidia",
+            base_url="https://integrate.api.nvidia.com/v1",
+            key_envs=("NVIDIA_API_KEY",),
+            models={"11b": "meta/llama-3.2-11b-vision-instruct",
+                    "90b": "meta/llama-3.2-90b-vision-instruct",
+                    "scout": "meta/llama-4-scout-17b-16e-instruct"},
+            json_mode=None,  # no response_format documented for these models: prompt + check
+            stream_usage=False,
+            max_image_url=180_000,  # larger images would have to be NVCF asset uploads
+            # A free developer tier (credits); no per-token price published: cost unknown.
+            description="NVIDIA API catalog (hosted, free developer tier; inline images up "
+                        "to 180,000 base64 characters)",
+        ),
         ProviderSpec(
             name="openrouter",
             base_url="https://openrouter.ai/api/v1",
@@ -147,7 +164,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
             base_url="",  # the user's own Foundry or serverless endpoint
             base_url_envs=("AZURE_AI_CHAT_ENDPOINT",),
             key_envs=("AZURE_AI_CHAT_KEY",),
-            models={"11b": "Llama-3.2-11B-Vision-Instruct", "90b": "Llama-3.2-90B-Vision-Instruct"},
+            # 3.2 Vision retired on Azure 2026-06-13 (providers/facts.py); Llama 4 stays.
+            models={"11b": "Llama-3.2-11B-Vision-Instruct", "90b": "Llama-3.2-90B-Vision-Instruct",
+                    "scout": "Llama-4-Scout-17B-16E-Instruct",
+                    "maverick": "Llama-4-Maverick-17B-128E-Instruct-FP8"},
             json_mode="json_object",
             key_header="bearer+api-key",
             # The REST version azure-ai-inference uses for Foundry, serverless and managed
@@ -201,9 +221,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
     )
 }
 
-# The order in which a provider is picked when none is named: the first with a key.
-AUTO_ORDER = ("openrouter", "novita", "deepinfra", "cloudflare", "azure", "langmart", "local",
-              "ollama")
+# The order in which configured providers are tried when none is named.
+# Ties only: routes are tried by their known status first (providers/facts.py: live
+# first, dead last), then in this order.
+AUTO_ORDER = ("nvidia", "cloudflare", "deepinfra", "langmart", "azure", "openrouter", "novita",
+              "local", "ollama")
 
 # Roboflow's "Llama 3.2 Vision" block names its models like "11B (Free) - OpenRouter".
 # The :free variants were withdrawn by OpenRouter (providers.md section 0 #10), so

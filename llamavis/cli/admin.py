@@ -32,7 +32,6 @@ def providers(json_out: JsonFlag = False) -> None:
 
     Example:  llamavis providers
     """
-    from llamavis.backends.models import LOCAL_STACKS
     from llamavis.backends.providers import (
         PROVIDERS,
         base_url_env,
@@ -40,6 +39,7 @@ def providers(json_out: JsonFlag = False) -> None:
         resolve_base_url,
     )
     from llamavis.errors import ConfigError
+    from llamavis.providers.facts import LOCAL_STACKS
     from llamavis.store.paths import load_keys
 
     stored = load_keys()

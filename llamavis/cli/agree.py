@@ -28,15 +28,14 @@ def agree(
     Example:  llamavis agree cloudflare
     """
     from llamavis.backends.client import checked_base_url
-    from llamavis.backends.providers import get_provider, resolve_base_url
+    from llamavis.backends.providers import get_provider
+    from llamavis.providers.diagnose import route_of
     from llamavis.providers.licences import agreed_on, licence_for, send_agreement
-    from llamavis.run.config import find_key
 
     spec = get_provider(provider)
     licence = licence_for(spec.name)
-    endpoint = checked_base_url(resolve_base_url(spec, base_url))
-    key = find_key(spec, api_key)
-    model_id = spec.model_id(model)
+    route = route_of(spec.name, model, base_url, api_key)
+    endpoint, key, model_id = checked_base_url(route.base_url), route.api_key, route.model_id
     when = agreed_on(spec.name, endpoint)
     if when:
         _say(f"this {spec.name} account agreed on {when} (recorded here); nothing sent")

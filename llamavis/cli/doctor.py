@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-COLUMNS = ("provider", "model", "verdict", "latency_s", "detail")
+COLUMNS = ("provider", "model", "verdict", "latency_s", "known", "detail")
 _STYLE = {"live": "green", "dead": "red", "blocked": "yellow", "not_configured": "dim",
           "unreachable": "red", "unknown": "yellow"}
 
@@ -58,8 +58,8 @@ def doctor(
         for report in reports:
             write_report(report, sys.stdout)
     if live and not json_out:
-        note(f"live: {', '.join(live)}; e.g. llamavis caption IMAGE -P {live[0]}"
-             + (f" --fallback {','.join(live[1:])}" if len(live) > 1 else ""))
+        note(f"live: {', '.join(live)}; with no -P, `llamavis caption IMAGE` asks the routes "
+             f"you have keys for, live first (-P {live[0]} pins one)")
     elif not live:
         note("no route is live: see the details above; `llamavis providers` shows how to set "
              "one up, `llamavis models` which provider serves which model")
@@ -101,7 +101,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
             verdict = row["verdict"]
             table.add_row(Text(row["provider"]), Text(row["model"]),
                           Text(verdict, style=_STYLE[verdict]), _latency(row["latency_s"]),
-                          Text(row["detail"]))
+                          Text(_known(row)), Text(row["detail"]))
         Console().print(table)
         return
     widths = {c: max(len(c), *(len(_cell(r, c)) for r in rows)) for c in COLUMNS[:-1]}
@@ -112,7 +112,16 @@ def _table(rows: list[dict[str, Any]]) -> None:
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
+    if column == "known":
+        return _known(row)
     return _latency(row[column]) if column == "latency_s" else str(row[column])
+
+
+def _known(row: dict[str, Any]) -> str:
+    """The route facts and their age: 'served, 92 d old'."""
+    if not row.get("known"):
+        return "-"
+    return f"{row['known']}, {row['age_days']} d old"
 
 
 def _latency(value: float | None) -> str:

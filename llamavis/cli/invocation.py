@@ -62,6 +62,7 @@ class Invocation:
     files_from: str | None = None
     null: bool = False
     fallback: str | None = None  # a model option, appended last in cli/options.py
+    no_fallback: bool = False
     # the in-process engine (-P transformers)
     device: str | None = None
     dtype: str | None = None
@@ -86,7 +87,8 @@ class Invocation:
             max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed,
             timeout=self.timeout, max_retries=self.max_retries, concurrency=self.concurrency,
             cache=not self.no_cache, max_cost=self.max_cost,
-            ordered=self.ordered, fallback=self.fallback, engine=self.engine_options(),
+            ordered=self.ordered, fallback=self.fallback, failover=not self.no_fallback,
+            engine=self.engine_options(),
             captions=self.captions, tiles=parse_tiles(self.tiles),
         )
 

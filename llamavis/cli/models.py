@@ -58,9 +58,10 @@ def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool
 
 
 def _table(provider: str | None, json_out: bool) -> None:
-    from llamavis.backends.models import GONE, profile_for, status
+    from llamavis.backends.models import profile_for
     from llamavis.backends.providers import PROVIDERS, get_provider
     from llamavis.cli.admin import _emit
+    from llamavis.providers.facts import GONE, status
 
     specs = [get_provider(provider)] if provider else list(PROVIDERS.values())
     rows = []
@@ -68,13 +69,16 @@ def _table(provider: str | None, json_out: bool) -> None:
         for alias, model_id in spec.models.items():
             price = spec.price(model_id)
             known = status(spec.name, alias)
-            row = {"provider": spec.name, "alias": alias, "family": profile_for(alias).title,
-                   "model": model_id, "status": known.short(),
-                   "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-"}
+            row: dict[str, object] = {
+                "provider": spec.name, "alias": alias, "family": profile_for(alias).title,
+                "model": model_id, "status": known.short(),
+                "checked": f"{known.checked} ({known.age_days()} d ago)",
+                "usd_per_mtok_in_out": f"{price[0]}/{price[1]}" if price else "-"}
             if json_out:
-                row |= {"note": known.note, "source": known.source}
+                row |= known.to_dict()
             rows.append(row)
-    _emit(rows, json_out, ["provider", "alias", "family", "model", "status", "usd_per_mtok_in_out"])
+    _emit(rows, json_out, ["provider", "alias", "family", "model", "status", "checked",
+                           "usd_per_mtok_in_out"])
     if not json_out and not provider:
         gone = "; ".join(f"{name} {s.short()}" for name, s in GONE.items())
         sys.stderr.write(f"gone elsewhere: {gone}\n"

@@ -75,8 +75,9 @@ PAGE_OPTIONS: list[Param] = [
 COMMON: list[Param] = [
     IMAGES,
     _opt("provider", str | None, None, "-P", "--provider", panel=MODEL, envvar="LLAMAVIS_PROVIDER",
-         help="openrouter, novita, deepinfra, cloudflare, azure, langmart, ollama, local, or "
-         "transformers (in-process). Default: the first with a key set."),
+         help="nvidia, cloudflare, deepinfra, langmart, azure, openrouter, novita, ollama, local, "
+         "or transformers (in-process): pins one route. Default: every route with a key set, "
+         "live first, an image moving on when its route cannot serve it."),
     _opt("model", str | None, None, "-m", "--model", panel=MODEL, envvar="LLAMAVIS_MODEL",
          help="11b (default), 90b, scout, maverick (Llama 4), a provider model id, or a Roboflow model_version like '11B (Regular) - OpenRouter'."),
     _opt("base_url", str | None, None, "--base-url", panel=MODEL, envvar="LLAMAVIS_BASE_URL",
@@ -121,7 +122,9 @@ COMMON: list[Param] = [
     _opt("fallback", str | None, None, "--fallback", panel=MODEL, envvar="LLAMAVIS_FALLBACK",
          metavar="ROUTE[,ROUTE...]",
          help="Routes to ask when the provider cannot serve an image (model not served, 5xx, "
-         "unreachable, 402, key rejected): provider or provider:model, e.g. deepinfra,cloudflare."),
+         "unreachable, 402, key rejected): provider or provider:model, e.g. nvidia,cloudflare."),
+    _opt("no_fallback", bool, False, "--no-fallback", panel=MODEL,
+         help="With no -P: ask only the first configured route; never move an image on."),
     _opt("device", str | None, None, "--device", panel=ENGINE, metavar="auto|cuda|mps|cpu",
          help="Where the model runs. Default: auto (CUDA, else Apple MPS, else CPU)."),
     _opt("dtype", str | None, None, "--dtype", panel=ENGINE, metavar="auto|bfloat16|float16|float32",

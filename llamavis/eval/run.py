@@ -25,7 +25,7 @@ Group = tuple[TaskArgs, list[tuple[str, str]]]  # the task's arguments, (key, so
 
 def route_list(routes: str | None) -> list[tuple[str, str | None]]:
     """--routes 'a,b:90b' -> [(provider, model or None), ...]; UsageError if malformed."""
-    from llamavis.run.fallback import parse_routes
+    from llamavis.providers.resolve import parse_routes
 
     return [(r.provider, r.model) for r in parse_routes(routes)]
 

@@ -79,10 +79,15 @@ def recipe(
     accepted_mimes: tuple[str, ...],
     max_side: int = MAX_SIDE,
     jpeg_quality: int = 90,
+    max_url: int | None = None,
 ) -> dict[str, object]:
     """Everything besides the bytes read that decides what ``prepare_image`` makes of them."""
-    return {"v": PREPARE_VERSION, "purpose": purpose, "mimes": sorted(accepted_mimes),
-            "max_side": max_side, "quality": jpeg_quality}
+    how: dict[str, object] = {"v": PREPARE_VERSION, "purpose": purpose,
+                              "mimes": sorted(accepted_mimes), "max_side": max_side,
+                              "quality": jpeg_quality}
+    if max_url is not None:  # only where a provider has an inline limit: other keys unchanged
+        how["max_url"] = max_url
+    return how
 
 
 def prepare_image(
@@ -93,8 +98,12 @@ def prepare_image(
     max_side: int = MAX_SIDE,
     accepted_mimes: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp"),
     jpeg_quality: int = 90,
+    max_url: int | None = None,
+    provider: str = "the provider",
 ) -> PreparedImage:
-    """Decode ``data`` and return it ready to upload; raise ImageError naming ``source``."""
+    """Decode ``data`` and return it ready to upload; raise ImageError naming ``source``.
+
+    ``max_url``: the longest data: URL the provider takes inline (images/fit.py)."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
     if max_side < 1:
@@ -102,6 +111,10 @@ def prepare_image(
     _sniff(data, source)
     try:
         image = _prepare(data, source, purpose, max_side, tuple(accepted_mimes), jpeg_quality)
+        if max_url is not None:
+            from llamavis.images.fit import fit_inline
+
+            image = fit_inline(image, max_url, purpose=purpose, provider=provider)
         image.data_url()  # base64 here, in the worker thread, not on the event loop
         return image
     except ImageError:

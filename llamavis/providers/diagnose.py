@@ -17,19 +17,23 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llamavis.backends.models import status
 from llamavis.errors import (
-    AuthError,
     ConfigError,
     LlamavisError,
     ModelUnavailable,
-    NetworkError,
     ProviderError,
-    ProviderTimeout,
     UsageError,
 )
+from llamavis.providers.facts import status
+
+if TYPE_CHECKING:
+    import httpx
+
+    from llamavis.backends.client import ChatClient
+    from llamavis.backends.providers import ProviderSpec
+    from llamavis.providers.resolve import Route
 
 VERDICTS = ("live", "dead", "blocked", "not_configured", "unreachable", "unknown")
 PROBE_TOKENS = 40
@@ -46,6 +50,21 @@ class Verdict:
     verdict: str
     detail: str
     latency_s: float | None = None
+    # what llamavis' route facts say (providers/facts.py), and how old that knowledge is
+    known: str = ""
+    checked: str | None = None
+    age_days: int | None = None
+
+    def __post_init__(self) -> None:
+        from llamavis.backends.providers import PROVIDERS
+
+        spec = PROVIDERS.get(self.provider)
+        alias = spec.alias_of(self.model) if spec is not None else None
+        if alias is None and self.model in ("11b", "90b", "scout", "maverick"):
+            alias = self.model
+        if alias is not None and not self.known:
+            facts = status(self.provider, alias)
+            self.known, self.checked, self.age_days = facts.short(), facts.checked, facts.age_days()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +72,7 @@ class Verdict:
 
 @dataclass
 class _Ready:
-    spec: Any
+    spec: ProviderSpec
     model_id: str
     base_url: str
     api_key: str | None
@@ -62,7 +81,7 @@ class _Ready:
 async def diagnose(
     providers: list[str] | None = None, *, model: str | None = None, probe: bool = False,
     base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0,
-    transport: Any = None, clock: Callable[[], float] = time.monotonic,
+    transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.monotonic,
     on_note: Callable[[str], None] | None = None,
 ) -> list[Verdict]:
     """A verdict for each provider named (all when none), in the order given."""
@@ -88,12 +107,10 @@ def any_live(verdicts: list[Verdict]) -> bool:
     return any(v.verdict == "live" for v in verdicts)
 
 
-def _plan(spec: Any, model: str | None, base_url: str | None, api_key: str | None,
+def _plan(spec: ProviderSpec, model: str | None, base_url: str | None, api_key: str | None,
           ) -> Verdict | _Ready:
     """The route's set-up, or the verdict that it has none (no request is needed for that)."""
     from llamavis.backends.client import checked_base_url
-    from llamavis.backends.providers import resolve_base_url
-    from llamavis.run.config import find_key
 
     try:
         model_id = spec.model_id(model)
@@ -104,14 +121,26 @@ def _plan(spec: Any, model: str | None, base_url: str | None, api_key: str | Non
 
         return Verdict(spec.name, model_id, *local_verdict(model_id))
     try:
-        endpoint = checked_base_url(resolve_base_url(spec, base_url))
-        key = find_key(spec, api_key)
+        route = route_of(spec.name, model, base_url, api_key)
+        endpoint = checked_base_url(route.base_url)
     except (ConfigError, UsageError) as exc:
         return Verdict(spec.name, model_id, "not_configured", str(exc) + _known(spec, model_id))
-    return _Ready(spec, model_id, endpoint, key)
+    return _Ready(spec, model_id, endpoint, route.api_key)
 
 
-def _known(spec: Any, model_id: str) -> str:
+def route_of(provider: str, model: str | None, base_url: str | None, api_key: str | None, *,
+             require_key: bool = True) -> Route:
+    """One provider's route as a run would resolve it (the one resolver, via a Session),
+    from what was given and that provider's own variables only."""
+    from llamavis.run.options import RunOptions
+    from llamavis.run.session import Session
+
+    options = RunOptions(provider=provider, model=model, base_url=base_url, api_key=api_key,
+                         failover=False)
+    return Session(options, require_key=require_key, environment=False).route()
+
+
+def _known(spec: ProviderSpec, model_id: str) -> str:
     """What the route table says, for a route llamavis could not ask."""
     alias = spec.alias_of(model_id)
     if alias is None:
@@ -120,7 +149,8 @@ def _known(spec: Any, model_id: str) -> str:
     return "" if known.state == "unknown" else f"; route table: {known.describe()}"
 
 
-async def _check(plan: _Ready, probe: bool, timeout: float, transport: Any,
+async def _check(plan: _Ready, probe: bool, timeout: float,
+                 transport: httpx.AsyncBaseTransport | None,
                  clock: Callable[[], float]) -> Verdict:
     from llamavis.run.clients import open_probe_client
 
@@ -137,21 +167,14 @@ async def _check(plan: _Ready, probe: bool, timeout: float, transport: Any,
 
 
 def _classify(exc: LlamavisError) -> tuple[str, str]:
-    """A failed request's verdict, in the provider's own words."""
-    if isinstance(exc, NetworkError) or (isinstance(exc, ProviderTimeout) and exc.status is None):
-        return "unreachable", exc.message
-    if isinstance(exc, ModelUnavailable):
-        return "dead", exc.message
-    if isinstance(exc, AuthError):
-        return "not_configured", f"the key was rejected: {exc.message}"
-    if isinstance(exc, ConfigError):  # a licence to accept (Cloudflare's 5016)
-        return "blocked", str(exc)
-    if isinstance(exc, ProviderError) and exc.status == 402:
-        return "blocked", f"add credits: {exc.message}"
-    return "unknown", exc.message
+    """A failed request's verdict, in the provider's own words (the one error classifier)."""
+    from llamavis.providers.failures import classify
+
+    failure = classify(exc)
+    return failure.verdict, failure.detail
 
 
-async def _list(client: Any, plan: _Ready) -> tuple[str, str]:
+async def _list(client: ChatClient, plan: _Ready) -> tuple[str, str]:
     """The verdict from the route's model list, without a chat request."""
     from llamavis.providers.licences import LICENCES, agreed_on
 
@@ -174,7 +197,7 @@ async def _list(client: Any, plan: _Ready) -> tuple[str, str]:
     return "live", f"{name}'s model list shows {plan.model_id}"
 
 
-async def _openrouter_endpoints(client: Any, plan: _Ready) -> tuple[str, str]:
+async def _openrouter_endpoints(client: ChatClient, plan: _Ready) -> tuple[str, str]:
     """OpenRouter lists models it has no endpoint for: ask for the model's endpoints."""
     data, _ = await client.get_json(client.url(f"models/{plan.model_id}/endpoints"))
     inner = data.get("data") if isinstance(data, dict) else None
@@ -186,7 +209,7 @@ async def _openrouter_endpoints(client: Any, plan: _Ready) -> tuple[str, str]:
     return "live", f"served by {len(endpoints)} endpoint(s): {names}"
 
 
-async def _probe(client: Any, plan: _Ready) -> tuple[str, str]:
+async def _probe(client: ChatClient, plan: _Ready) -> tuple[str, str]:
     """One real request with a tiny image; the answer (or the refusal) is the verdict."""
     from llamavis.backends.payload import build_payload
     from llamavis.providers.licences import LICENCES, remember
@@ -255,17 +278,15 @@ def probe_cost_note(ready: list[_Ready]) -> str:
             f"(max_tokens {PROBE_TOKENS}) to each of {len(ready)} route(s) ({names}): {price}")
 
 
-async def served_models(spec: Any, base_url: str | None, api_key: str | None,
-                        transport: Any = None) -> list[dict[str, Any]]:
+async def served_models(spec: ProviderSpec, base_url: str | None, api_key: str | None,
+                        transport: httpx.AsyncBaseTransport | None = None) -> list[dict[str, Any]]:
     """What a server really serves (its ``GET /models``), Llama 3.2 Vision ids marked."""
     from llamavis.backends.client import checked_base_url
     from llamavis.backends.models import PROFILES, is_llama32_vision
-    from llamavis.backends.providers import resolve_base_url
-    from llamavis.run.config import find_key
-
-    endpoint = checked_base_url(resolve_base_url(spec, base_url))
-    key = find_key(spec, api_key, required=False)
     from llamavis.run.clients import open_probe_client
+
+    route = route_of(spec.name, None, base_url, api_key, require_key=False)
+    endpoint, key = checked_base_url(route.base_url), route.api_key
 
     async with open_probe_client(spec, api_key=key, base_url=endpoint, timeout=30.0,
                                  connect_timeout=10.0, max_retries=1,

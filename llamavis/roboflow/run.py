@@ -134,8 +134,16 @@ def runners(runs: list[StepRun], images: SharedImages, *, fallback: str | None =
     the route its model_version names and a fallback route uses its own key and endpoint.
     """
     from llamavis.run.fallback import make_runner
+    from llamavis.run.options import RunOptions
+    from llamavis.run.session import Session
 
-    return [make_runner(r.cfg, fallback, on_note=note or _no_note, concurrency=r.concurrency,
+    def then(cfg: TaskConfig) -> list[Any]:  # the step's --fallback routes, by the resolver
+        options = RunOptions(provider=cfg.provider.name, model=cfg.model_id,
+                             base_url=cfg.base_url, api_key=cfg.api_key, fallback=fallback,
+                             failover=False)
+        return list(Session(options, environment=False, on_warning=_no_note).routes().then)
+
+    return [make_runner(r.cfg, then(r.cfg), on_note=note or _no_note, concurrency=r.concurrency,
                         runner_class=functools.partial(StepRunner, images=images), **kwargs)
             for r in runs]
 

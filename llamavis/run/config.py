@@ -5,22 +5,15 @@ Nothing here touches the network or an image; a TaskConfig is all a Runner needs
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from llamavis.backends.providers import (
-    AUTO_ORDER,
-    PROVIDERS,
-    ProviderSpec,
-    env_key,
-    get_provider,
-    resolve_base_url,
-)
+from llamavis.backends.providers import ProviderSpec
 from llamavis.engine.options import EngineOptions
-from llamavis.errors import ConfigError, UsageError
+from llamavis.errors import UsageError
+from llamavis.providers.resolve import Route
 from llamavis.run.options import RunOptions, TaskArgs
-from llamavis.store.paths import load_keys
 from llamavis.tasks import prompts
 from llamavis.tasks import specs as taskspecs
 from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, GenParams, JSONObject
@@ -29,16 +22,6 @@ if TYPE_CHECKING:
     from llamavis.tasks.answers import OutputSpec
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Route:
-    """Whom a request goes to: the provider, its model id, its endpoint and the key."""
-
-    spec: ProviderSpec
-    model_id: str
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -93,24 +76,6 @@ class TaskConfig:
         }
 
 
-def resolve_route(
-    provider: str | None, model: str | None, base_url: str | None, api_key: str | None,
-    *, require_key: bool = True,
-) -> Route:
-    """Whom to ask: the provider (named, LLAMAVIS_PROVIDER or the first with a key),
-    its endpoint, its model id and the key; Usage/ConfigError when one is wrong."""
-    base_url = base_url or os.environ.get("LLAMAVIS_BASE_URL") or None
-    if base_url:
-        from llamavis.backends.client import checked_base_url
-
-        base_url = checked_base_url(base_url)  # a UsageError now, not once per image
-    spec = pick_provider(provider, base_url, api_key)
-    key = find_key(spec, api_key, required=require_key)
-    model = model or os.environ.get("LLAMAVIS_MODEL") or None
-    # --base-url, then LLAMAVIS_<PROVIDER>_BASE_URL, then the provider's default
-    return Route(spec, spec.model_id(model), resolve_base_url(spec, base_url), key)
-
-
 def split_classes(values: list[str] | str | None) -> list[str]:
     """-c 'a,b' -c c -> ['a', 'b', 'c'], stripped, de-duplicated, order kept."""
     if isinstance(values, str):  # the API's classes="a,b": one value, not its characters
@@ -122,40 +87,6 @@ def split_classes(values: list[str] | str | None) -> list[str]:
             if item and item not in out:
                 out.append(item)
     return out
-
-
-def pick_provider(name: str | None, base_url: str | None, api_key: str | None) -> ProviderSpec:
-    """The provider named, else LLAMAVIS_PROVIDER, else the first with a key set."""
-    name = name or os.environ.get("LLAMAVIS_PROVIDER") or None
-    if name:
-        return get_provider(name)
-    stored = load_keys()
-    for candidate in AUTO_ORDER:
-        spec = PROVIDERS[candidate]
-        if spec.key_envs and (env_key(spec) or stored.get(candidate)):
-            return spec
-    if base_url or api_key:
-        return PROVIDERS["local"]
-    raise ConfigError(
-        "no provider configured",
-        hint="set DEEPINFRA_API_KEY (or another provider's key, see `llamavis providers`), "
-        "run `llamavis keys set deepinfra`, or use --provider local/ollama with --base-url; "
-        "`llamavis doctor` shows which routes serve the model",
-    )
-
-
-def find_key(spec: ProviderSpec, api_key: str | None, *, required: bool = True) -> str | None:
-    """--api-key, else the environment, else the keys file; ConfigError if required and none."""
-    if api_key:
-        return api_key
-    key = env_key(spec) or load_keys().get(spec.name)
-    if key or not spec.key_required or not required:
-        return key
-    var = spec.key_envs[0]
-    raise ConfigError(
-        f"no API key for {spec.name}",
-        hint=f"set {var} or run `llamavis keys set {spec.name}`",
-    )
 
 
 def task_variables(
@@ -182,13 +113,12 @@ def task_variables(
     return variables
 
 
-def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = True,
-                 route: Route | None = None) -> TaskConfig:
+def build_config(args: TaskArgs, options: RunOptions, route: Callable[[], Route]) -> TaskConfig:
     """Resolve a task request into a TaskConfig, or raise Usage/ConfigError up front.
 
     The task's own problems are found before the provider's (a missing --classes is a
-    usage error even without a key). ``route`` skips resolving provider, model, endpoint
-    and key again (a session reuses the one it resolved first).
+    usage error even without a key): ``route`` (the session's, from the one route
+    resolver) is asked for only once the task's arguments are good.
     """
     class_list = split_classes(args.classes)
     task_spec = taskspecs.get(args.task)
@@ -204,9 +134,7 @@ def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = Tru
     text = tpl.render(task_variables(
         args.task, question=args.question, classes=class_list, prompt=args.prompt,
         schema=json_schema, extra=dict(options.variables)))
-    if route is None:
-        route = resolve_route(options.provider, options.model, options.base_url,
-                              options.api_key, require_key=require_key)
+    chosen = route()
     params = GenParams(
         max_tokens=_first(options.max_tokens, tpl.defaults.max_tokens or 1024),
         temperature=_first(options.temperature, tpl.defaults.temperature),
@@ -214,9 +142,9 @@ def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = Tru
         top_p=tpl.defaults.top_p,
     )
     return TaskConfig(
-        task=args.task, template=tpl, prompt_text=text, provider=route.spec,
-        model_id=route.model_id, base_url=route.base_url, params=params,
-        api_key=route.api_key, max_retries=options.max_retries, timeout=options.timeout,
+        task=args.task, template=tpl, prompt_text=text, provider=chosen.spec,
+        model_id=chosen.model_id, base_url=chosen.base_url, params=params,
+        api_key=chosen.api_key, max_retries=options.max_retries, timeout=options.timeout,
         classes=class_list or None, schema=json_schema, engine=options.engine,
     )
 

@@ -1,7 +1,8 @@
-"""--fallback: each image through a list of routes, moving on when a route cannot serve it.
+"""Failover: each image through a list of routes, moving on when a route cannot serve it.
 
-A route is a provider and a model. The first is the one the user chose; the others come
-from ``--fallback`` / ``LLAMAVIS_FALLBACK`` (``provider`` or ``provider:model``). Each
+A route is a provider and a model. The routes come from the route resolver
+(``providers.resolve``): the one the user pinned and its ``--fallback`` routes, or, with
+nothing pinned, every configured route, live first (the default failover). Each
 route has its own Runner (so its own client, limiter and cache key). When a route fails
 in a way another route can fix, it is dropped for the rest of the run at once, the image
 is asked on the next live route, and one note says so. What counts as the route's fault
@@ -20,17 +21,12 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from llamavis.errors import (
-    AuthError,
     ConfigError,
     LlamavisError,
-    ModelUnavailable,
-    NetworkError,
-    ProviderError,
-    UsageError,
 )
 from llamavis.run.clients import Sleep, open_client
 from llamavis.run.config import TaskConfig
@@ -41,6 +37,7 @@ if TYPE_CHECKING:
     import httpx
 
     from llamavis.backends.protocol import ChatBackend, Payload, TextHook
+    from llamavis.providers.resolve import Route
     from llamavis.store.cache import ResultCache
 
 Note = Callable[[str], None]
@@ -48,56 +45,22 @@ Note = Callable[[str], None]
 _SPENT: contextvars.ContextVar[list[Usage] | None] = contextvars.ContextVar("spent", default=None)
 
 
-@dataclasses.dataclass(frozen=True)
-class RouteSpec:
-    """One --fallback entry: a provider, and a model (None: the run's model)."""
-
-    provider: str
-    model: str | None = None
-
-
-def parse_routes(value: str | list[str] | tuple[str, ...] | None) -> list[RouteSpec]:
-    """'deepinfra,cloudflare:11b' (or a list of such) -> RouteSpecs; UsageError if malformed."""
-    from llamavis.backends.providers import get_provider
-
-    items = [value] if isinstance(value, str) else list(value or [])
-    routes = []
-    for item in (part.strip() for text in items for part in text.split(",")):
-        if not item:
-            continue
-        provider, _, model = item.partition(":")
-        if not provider.strip():
-            raise UsageError(f"--fallback: {item!r} names no provider", hint="ROUTE is provider[:model]")
-        routes.append(RouteSpec(get_provider(provider).name, model.strip() or None))
-    return routes
-
-
 def route_failure(exc: BaseException) -> str | None:
     """Why ``exc`` means the route failed (another route may answer); None if the image's own."""
-    if isinstance(exc, ModelUnavailable):
-        return "does not serve the model"
-    if isinstance(exc, AuthError):
-        return "rejected the key"
-    if isinstance(exc, ConfigError):
-        return "needs the account to act first"
-    if isinstance(exc, NetworkError):
-        return "is unreachable"
-    if isinstance(exc, ProviderError) and exc.status == 402:
-        return "is out of credits"
-    if isinstance(exc, ProviderError) and (exc.status or 0) >= 500:
-        return "kept failing with server errors"
-    return None
+    from llamavis.providers.failures import classify
+
+    return classify(exc).why
 
 
 class RouteUnavailable(ConfigError):
     """A route failed in a way another route can fix; carries what it said."""
 
-    def __init__(self, route: Route, cause: LlamavisError, why: str) -> None:
+    def __init__(self, route: Lane, cause: LlamavisError, why: str) -> None:
         super().__init__(str(cause))
         self.route, self.cause, self.why = route, cause, why
 
 
-class Route:
+class Lane:
     """A route's config, runner and fate within one run."""
 
     def __init__(self, cfg: TaskConfig) -> None:
@@ -110,7 +73,7 @@ class Route:
 class _GuardedClient:
     """A route's client: route failures become RouteUnavailable; spending is counted."""
 
-    def __init__(self, client: ChatBackend, route: Route) -> None:
+    def __init__(self, client: ChatBackend, route: Lane) -> None:
         self._client, self._route = client, route
 
     def request_for(self, payload: Payload) -> tuple[str, Payload]:
@@ -145,7 +108,7 @@ class _GuardedClient:
 class FallbackRunner:
     """A Runner's face (``run``, ``aclose``) over several routes, in order."""
 
-    def __init__(self, routes: list[Route], on_note: Note) -> None:
+    def __init__(self, routes: list[Lane], on_note: Note) -> None:
         self.routes = routes
         self.cfg = routes[0].cfg
         self._note = on_note
@@ -231,67 +194,34 @@ class FallbackRunner:
         await self.aclose()
 
 
-def make_runner(cfg: TaskConfig, fallback: str | list[str] | None, *, on_note: Note,
+def make_runner(cfg: TaskConfig, routes: Sequence[Route], *, on_note: Note,
                 cache: ResultCache | None = None, stdin: BinaryIO | None = None,
                 concurrency: int = 4, debug: Callable[[str], None] | None = None,
                 transport: httpx.AsyncBaseTransport | None = None, sleep: Sleep | None = None,
                 runner_class: Callable[..., TaskRunner] | None = None) -> TaskRunner:
-    """A plain Runner when there is no fallback; else a FallbackRunner over the routes.
+    """A FallbackRunner over ``cfg``'s own route, then ``routes`` (the route resolver's);
+    a plain Runner when there are none.
 
-    ``runner_class`` makes each route's Runner (default ``tasks.Runner``): a roboflow run
-    gives one whose images are shared between its steps.
+    ``runner_class`` makes each route's Runner (default ``run.runner.Runner``): a roboflow
+    run gives one whose images are shared between its steps.
     """
     from llamavis.run.runner import Runner
 
     make: Callable[..., TaskRunner] = runner_class or Runner
-    specs = parse_routes(fallback)
-    if not specs:
+    if not routes:
         return make(cfg, cache=cache, stdin=stdin, concurrency=concurrency, debug=debug,
                     transport=transport, sleep=sleep)
-    routes = _unique([Route(cfg), *filter(None, (_fallback_route(cfg, s, on_note) for s in specs))])
+    lanes = [Lane(cfg), *(Lane(dataclasses.replace(
+        cfg, provider=r.spec, model_id=r.model_id, base_url=r.base_url, api_key=r.api_key))
+        for r in routes)]
     # An image given as `-` is read once and handed again to the next route.
     shared_stdin = cast(BinaryIO, _ReplayedStdin(stdin)) if stdin is not None else None
-    for route in routes:
-        client = open_client(route.cfg, concurrency=concurrency, debug=debug,
+    for lane in lanes:
+        client = open_client(lane.cfg, concurrency=concurrency, debug=debug,
                              transport=transport, sleep=sleep)
-        route.runner = make(route.cfg, cache=cache, client=_GuardedClient(client, route),
-                            stdin=shared_stdin, concurrency=concurrency, debug=debug)
-    return FallbackRunner(routes, on_note)
-
-
-def _fallback_route(cfg: TaskConfig, spec: RouteSpec, on_note: Note) -> Route | None:
-    """The fallback's own config (key, endpoint, model id), or None with a note to skip it."""
-    from llamavis.backends.providers import get_provider, resolve_base_url
-    from llamavis.run.config import find_key
-
-    provider = get_provider(spec.provider)
-    try:
-        model_id = provider.model_id(spec.model or _alias_of(cfg.model_id) or cfg.model_id)
-        base_url = resolve_base_url(provider)  # its own variable or default, never --base-url
-        key = find_key(provider, None, required=True)
-    except (ConfigError, UsageError) as exc:
-        on_note(f"fallback {spec.provider} skipped: {exc}")
-        return None
-    return Route(dataclasses.replace(cfg, provider=provider, model_id=model_id, base_url=base_url,
-                                     api_key=key))
-
-
-def _alias_of(model_id: str) -> str | None:
-    """The alias (11b, 90b, scout, maverick) some provider uses ``model_id`` for."""
-    from llamavis.backends.providers import PROVIDERS
-
-    return next(filter(None, (spec.alias_of(model_id) for spec in PROVIDERS.values())), None)
-
-
-def _unique(routes: list[Route]) -> list[Route]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for route in routes:
-        key = (route.cfg.provider.name, route.cfg.model_id, route.cfg.base_url)
-        if key not in seen:
-            seen.add(key)
-            out.append(route)
-    return out
+        lane.runner = make(lane.cfg, cache=cache, client=_GuardedClient(client, lane),
+                           stdin=shared_stdin, concurrency=concurrency, debug=debug)
+    return FallbackRunner(lanes, on_note)
 
 
 class _ReplayedStdin:

@@ -44,6 +44,8 @@ class RunOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     # routes to ask when the provider cannot serve an image: "deepinfra,cloudflare:11b" or a list
     fallback: str | Sequence[str] | None = None
+    # with no provider pinned, move an image on to the other configured routes (--no-fallback)
+    failover: bool = True
     captions: int = 1  # answers per image, each its own request and seed (llamavis.run.captions)
     tiles: str | int | None = None  # ocr: "auto" or N strips per page (llamavis.run.tiled)
 

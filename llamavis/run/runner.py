@@ -127,8 +127,10 @@ class Runner:
     def _prepare(self, data: bytes, source: str) -> PreparedImage:
         from llamavis.images.prepare import prepare_image
 
+        spec = self.cfg.provider
         return prepare_image(data, source=source, purpose=self.cfg.image_purpose,
-                             accepted_mimes=self.cfg.provider.image_mimes, max_side=self._max_side())
+                             accepted_mimes=spec.image_mimes, max_side=self._max_side(),
+                             max_url=spec.max_image_url, provider=spec.name)
 
     def _max_side(self) -> int:
         from llamavis.backends.models import profile_for
@@ -140,7 +142,9 @@ class Runner:
         from llamavis.images.prepare import recipe
         from llamavis.store.cache import cache_key
 
-        how = recipe(self.cfg.image_purpose, self.cfg.provider.image_mimes, self._max_side())
+        spec = self.cfg.provider
+        how = recipe(self.cfg.image_purpose, spec.image_mimes, self._max_side(), 90,
+                     spec.max_image_url)
         return cache_key(image=hashlib.sha256(data).hexdigest(), prepared=how,
                          **self.cfg.cache_parts())
 

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from llamavis.run.config import Route, TaskConfig
+from llamavis.providers.resolve import Route, RoutePlan
+from llamavis.run.config import TaskConfig
 from llamavis.run.options import RunOptions, TaskArgs
 from llamavis.run.protocol import Source, TaskRunner
 from llamavis.types import JSONObject, Result
@@ -64,15 +65,17 @@ class Session:
         require_key: bool = True,
         sleep: Sleep | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        environment: bool = True,
     ) -> None:
         self.options = options or RunOptions()
+        self.environment = environment  # LLAMAVIS_PROVIDER/_MODEL/_BASE_URL fill what is unset
         # read once, its bytes given to every reader: a sidecar's name needs them too
         self.stdin = None if stdin is None else cast(BinaryIO, _ReadOnce(stdin))
         self.debug, self.on_warning = debug, on_warning
         self.require_key = require_key
         self._sleep, self._transport = sleep, transport
         self._configs: dict[str, TaskConfig] = {}
-        self._route: Route | None = None
+        self._plan: RoutePlan | None = None
         self._client: ChatBackend | None = None
         self._cache: ResultCache | None = None
         self.parent: Session | None = None
@@ -89,6 +92,28 @@ class Session:
         self._children.append(child)
         return child
 
+    def routes(self) -> RoutePlan:
+        """Whom this session asks: the route resolver's plan, resolved once.
+
+        The one caller of ``providers.resolve.resolve_routes``: runs, their dry runs, fallback,
+        the default failover, ``doctor``, ``agree`` and ``models`` all get routes here.
+        """
+        if self._plan is None:
+            from llamavis.providers.resolve import RouteRequest, resolve_routes
+
+            o = self.options
+            self._plan = resolve_routes(RouteRequest(
+                provider=o.provider, model=o.model, base_url=o.base_url, api_key=o.api_key,
+                fallback=o.routes(), failover=o.failover, require_key=self.require_key,
+                environment=self.environment))
+            for note in self._plan.skipped:
+                (self.on_warning or _log_note)(note)
+        return self._plan
+
+    def route(self) -> Route:
+        """The route asked first."""
+        return self.routes().first
+
     def config(self, args: TaskArgs) -> TaskConfig:
         """The TaskConfig for these arguments; resolved once, then reused."""
         key = args.key()
@@ -96,9 +121,7 @@ class Session:
         if cfg is None:
             from llamavis.run import config as settings  # by module: tests may replace it
 
-            cfg = settings.build_config(args, self.options, require_key=self.require_key,
-                                        route=self._route)
-            self._route = cfg.route
+            cfg = settings.build_config(args, self.options, self.route)
             self._configs[key] = cfg
         return cfg
 
@@ -153,11 +176,12 @@ class Session:
     def _one_runner(self, cfg: TaskConfig, make: RunnerFactory | None = None) -> TaskRunner:
         """The runner for ``cfg`` over this session's cache and client.
 
-        With ``--fallback`` routes it is a FallbackRunner (each route has its own client),
-        made once per config and closed by ``aclose``. ``make`` builds each route's runner
-        from Runner's keywords (Roboflow shares one image between its steps).
+        With routes to move on to (``--fallback``'s, or the default failover's) it is a
+        FallbackRunner (each route has its own client), made once per config and closed
+        by ``aclose``. ``make`` builds each route's runner from Runner's keywords
+        (Roboflow shares one image between its steps).
         """
-        if self.options.fallback:
+        if self.routes().then:
             return self._fallback_runner(cfg, make)
         from llamavis.run.runner import Runner
 
@@ -170,7 +194,7 @@ class Session:
             from llamavis.run.fallback import make_runner
 
             runner = self._routed[id(cfg)] = make_runner(
-                cfg, self.options.routes(), on_note=self.on_warning or _log_note,
+                cfg, self.routes().then, on_note=self.on_warning or _log_note,
                 cache=self.cache, stdin=self.stdin, concurrency=self.concurrency(cfg),
                 debug=self.debug, transport=self._transport, sleep=self._sleep,
                 runner_class=make)
