@@ -103,12 +103,13 @@ def run_command(opts: dict[str, Any]) -> int:
     if opts.get("print_commands"):
         sys.stdout.write("".join(line + "\n" for line in roboflow_plan.command_lines(workflow, opts)))
         return 0
-    runs = roboflow_run.configs(workflow, opts)
+    session = _session(opts)
+    runs = roboflow_run.configs(workflow, session)
     head, sources = peek(image_sources(opts), 2)
     if not head:
         raise UsageError("no images found in the given inputs")
     if opts.get("dry_run"):
-        return _dry_run(runs, sources)
+        return _dry_run(session, runs, sources)
     total = None
     if len(head) > 1 and _progress_wanted() and not _list_on_stdin(opts):
         listed_sources = list(sources)  # a person watching the bar wants N/N and an ETA
@@ -117,7 +118,25 @@ def run_command(opts: dict[str, Any]) -> int:
 
     sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
     import asyncio  # not on the path of --help
-    return asyncio.run(_run(runs, sources, sink, opts, total))
+    return asyncio.run(_run(session, runs, sources, sink, opts, total))
+
+
+def _session(opts: dict[str, Any]) -> Any:
+    """The run's Session, from the options every task command takes (checked as they are:
+    ``-P transformers --device bogus`` is exit 2 here too)."""
+    import dataclasses
+
+    from llamavis.cli.invocation import Invocation
+    from llamavis.cli.output.render import debug_line, note
+    from llamavis.run.session import Session
+
+    names = {f.name for f in dataclasses.fields(Invocation)}
+    invocation = Invocation(**{k: v for k, v in opts.items() if k in names})
+    options = invocation.run_options()
+    if invocation.dry_run:  # a dry run opens no cache
+        options = dataclasses.replace(options, cache=False)
+    return Session(options, stdin=sys.stdin.buffer, require_key=not invocation.dry_run,
+                   debug=debug_line if invocation.debug else None, on_warning=note)
 
 
 def _progress_wanted() -> bool:
@@ -132,18 +151,16 @@ def _list_on_stdin(opts: dict[str, Any]) -> bool:
     return list_on_stdin(opts)
 
 
-async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
+async def _run(session: Any, runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
                total: int | None) -> int:
     from llamavis.cli.execute import SKIPS
-    from llamavis.cli.output.render import debug_line, note
+    from llamavis.cli.output.render import note
     from llamavis.errors import ExitCode, LlamavisError
     from llamavis.roboflow import run as roboflow_run
 
     try:
-        summary = await roboflow_run.run(
-            runs, sources, opts=opts, on_result=sink.write, on_progress=sink.progress,
-            total=total, stdin=sys.stdin.buffer, note=note,
-            debug=debug_line if opts.get("debug") else None)
+        summary = await roboflow_run.run(session, runs, sources, on_result=sink.write,
+                                         on_progress=sink.progress, total=total)
     except LlamavisError as exc:  # a rejected key or an interrupt: report what finished, then stop
         sink.close()
         if getattr(exc, "summary", None) is not None:
@@ -158,7 +175,7 @@ async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
     return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
 
 
-def _dry_run(runs: list[Any], sources: Any) -> int:
+def _dry_run(session: Any, runs: list[Any], sources: Any) -> int:
     from llamavis.cli.execute import SKIPS
     from llamavis.cli.output.render import error_line, note
     from llamavis.errors import ExitCode
@@ -172,7 +189,7 @@ def _dry_run(runs: list[Any], sources: Any) -> int:
         error_line(source, exc.to_dict())
 
     import asyncio  # not on the path of --help
-    doc = asyncio.run(roboflow_run.dry_run(runs, sources, stdin=sys.stdin.buffer, on_error=on_error))
+    doc = asyncio.run(roboflow_run.dry_run(session, runs, sources, on_error=on_error))
     SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     cost = doc["estimated_cost_usd"]

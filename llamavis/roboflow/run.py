@@ -1,9 +1,11 @@
 """Run every Llama step of a Roboflow workflow on each image, through llamavis' own machinery.
 
-Each step is one resolved TaskConfig with its own Runner (so its own client, key and
-concurrency limit); one batch runs over the images, and an image is done when all its
-steps are. The cache, resume, ``--max-cost`` and exit codes are those of every task
-command. Prints nothing: results go to a callback, as in ``batch.run_batch``.
+Each step is a Session derived from the run's (``Session.derive``: its own route, key,
+model and concurrency, the run's cache, standard input and options), with one resolved
+TaskConfig and its runner; the run's session runs one batch over the images, and an image
+is done when all its steps are. The cache, resume, ``--max-cost``, ``--fallback``, the
+engine's options and exit codes are those of every task command. Prints nothing: results
+go to a callback, as in ``Session.run``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from llamavis.errors import ConfigError, LlamavisError
-from llamavis.roboflow.plan import concurrency, config_kwargs
+from llamavis.roboflow.plan import step_options, task_args
 from llamavis.roboflow.workflow import ROUTE, Step, Workflow
 from llamavis.run.config import TaskConfig
-from llamavis.run.protocol import Source
+from llamavis.run.protocol import Source, TaskRunner
 from llamavis.run.runner import Runner
+from llamavis.run.session import Session
 from llamavis.types import PreparedImage, Result, Usage
 
 TASK = "roboflow"
@@ -27,29 +30,27 @@ TASK = "roboflow"
 
 @dataclass
 class StepRun:
-    """One step, resolved: what to ask whom, and how many requests it may have in flight."""
+    """One step, resolved: what to ask whom, through the step's own session."""
 
     step: Step
+    session: Session
     cfg: TaskConfig
-    concurrency: int
+
+    @property
+    def concurrency(self) -> int:
+        return self.session.concurrency(self.cfg)
 
 
-def configs(workflow: Workflow, opts: dict[str, Any]) -> list[StepRun]:
+def configs(workflow: Workflow, session: Session) -> list[StepRun]:
     """Resolve every step up front: a bad option or a missing key stops the run before any image."""
-    from llamavis.run.options import RunOptions, TaskArgs
-    from llamavis.run.session import Session
-
-    accepted = set(RunOptions.names()) | {"question", "classes", "prompt", "schema", "require_key"}
     runs = []
     for step in workflow.steps:
         try:
-            kwargs = config_kwargs(step, opts, accepted)
-            require_key = kwargs.pop("require_key", True)
-            options, task_args = RunOptions.split(kwargs)
-            cfg = Session(options, require_key=require_key).config(TaskArgs(step.task, **task_args))
+            child = session.derive(step_options(step, session.options))
+            cfg = child.config(task_args(step))
         except LlamavisError as exc:
             raise _for_step(exc, step) from None
-        runs.append(StepRun(step, cfg, concurrency(step, opts)))
+        runs.append(StepRun(step, child, cfg))
     return runs
 
 
@@ -126,25 +127,15 @@ class StepRunner(Runner):
         return key, None, await self.prepare(source)
 
 
-def runners(runs: list[StepRun], images: SharedImages, *, fallback: str | None = None,
-            note: Callable[[str], None] | None = None, **kwargs: Any) -> list[Any]:
-    """Each step's Runner; with ``--fallback`` routes, routes.make_runner's FallbackRunner.
-
-    Each route is planned from the step's own config, so the step's ``api_key`` stays with
-    the route its model_version names and a fallback route uses its own key and endpoint.
-    """
-    from llamavis.run.fallback import make_runner
-
-    return [make_runner(r.cfg, fallback, on_note=note or _no_note, concurrency=r.concurrency,
-                        runner_class=functools.partial(StepRunner, images=images), **kwargs)
-            for r in runs]
+def runners(runs: list[StepRun], images: SharedImages) -> list[TaskRunner]:
+    """Each step's runner from its session (a FallbackRunner with ``--fallback``): each route
+    is planned from the step's own config, so the step's ``api_key`` stays with the route its
+    model_version names and a fallback route uses its own key and endpoint."""
+    make = functools.partial(StepRunner, images=images)
+    return [r.session.runner(r.cfg, make=make) for r in runs]
 
 
-def _no_note(message: str) -> None:
-    """Route notes when nobody listens (a dry run asks no route, so drops none)."""
-
-
-async def run_image(source: str, runs: list[StepRun], steps: list[Any],
+async def run_image(source: str, runs: list[StepRun], steps: list[TaskRunner],
                     images: SharedImages) -> Result:
     """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
     tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
@@ -156,8 +147,9 @@ async def run_image(source: str, runs: list[StepRun], steps: list[Any],
         await asyncio.gather(*tasks, return_exceptions=True)
         images.forget(source)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
     return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
 
 
@@ -203,39 +195,30 @@ def record(result: Result, steps: list[Step]) -> dict[str, Any]:
     return out
 
 
-async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, Any],
-              on_result: Callable[[Result], None], on_progress: Callable[[Any], None] | None = None,
-              total: int | None = None, stdin: BinaryIO | None = None,
-              note: Callable[[str], None] | None = None,
-              debug: Callable[[str], None] | None = None) -> Any:
-    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual)."""
-    from llamavis.run.batch import run_batch
-    from llamavis.store.cache import ResultCache
-
-    cache = None if opts.get("no_cache") else ResultCache(on_warning=note)
-    images = SharedImages(stdin)
-    steps = runners(runs, images, fallback=opts.get("fallback"), note=note, cache=cache,
-                    stdin=stdin, debug=debug)
+async def run(session: Session, runs: list[StepRun], sources: Iterable[str], *,
+              on_result: Callable[[Result], None],
+              on_progress: Callable[[Any], None] | None = None,
+              total: int | None = None) -> Any:
+    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual).
+    Closes the session (its steps' clients and the cache)."""
+    images = SharedImages(session.stdin)
+    steps = runners(runs, images)
     try:
-        return await run_batch(
-            sources, lambda source: run_image(source, runs, steps, images),
+        return await session.batch(
+            sources, lambda source: run_image(str(source), runs, steps, images),
             concurrency=max(r.concurrency for r in runs), on_result=on_result,
-            ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
-            on_progress=on_progress, total=total, task=TASK,
-        )
+            on_progress=on_progress, total=total, task=TASK)
     finally:
-        for runner in steps:
-            await runner.aclose()
-        if cache is not None:
-            cache.close()
+        await session.aclose()
 
 
-async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryIO | None,
+async def dry_run(session: Session, runs: list[StepRun], sources: Iterable[str], *,
                   on_error: Callable[[str, LlamavisError], None]) -> dict[str, Any]:
-    """Every request a run would send (key redacted, image data shortened), sending nothing."""
+    """Every request a run would send (key redacted, image data shortened), sending nothing;
+    each step's routes (``--fallback``'s too)."""
     from llamavis.backends.pricing import estimate_request
 
-    images = SharedImages(stdin)
+    images = SharedImages(session.stdin)
     steps = runners(runs, images)
     requests: list[dict[str, Any]] = []
     cost: float | None = 0.0
@@ -253,12 +236,17 @@ async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryI
                 on_error(source, exc)
             images.forget(source)
     finally:
-        for runner in steps:
-            await runner.aclose()
+        await session.aclose()
     return {
-        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.provider.name,
-                   "model": r.cfg.model_id} for r in runs],
+        "steps": [_step_doc(r, runner) for r, runner in zip(runs, steps, strict=True)],
         "request_count": len(requests),
         "estimated_cost_usd": None if cost is None else round(cost, 8),
         "requests": requests,
     }
+
+
+def _step_doc(run: StepRun, runner: TaskRunner) -> dict[str, Any]:
+    return {"name": run.step.name, "task": run.cfg.task, "provider": run.cfg.provider.name,
+            "model": run.cfg.model_id,
+            "routes": [{"provider": c.provider.name, "model": c.model_id, "base_url": c.base_url}
+                       for c in runner.configs()]}
