@@ -46,6 +46,21 @@ INPUT: o.Param = (
              "JSON list; output_structure: a JSON object.")],
     None,
 )
+INPUTS_FILE: o.Param = (
+    "inputs_file",
+    Annotated[str | None, typer.Option(
+        "--inputs", metavar="FILE.json", rich_help_panel="Workflow",
+        help="All workflow inputs at once: one JSON object of NAME: VALUE (--input wins).")],
+    None,
+)
+STEPS: o.Param = (
+    "steps",
+    Annotated[bool, typer.Option(
+        "--steps", rich_help_panel="Workflow",
+        help="Each Llama step's answer per image ({\"image\", \"<step>\": {...}}) instead of "
+             "the workflow's declared outputs.")],
+    False,
+)
 PRINT_COMMANDS: o.Param = (
     "print_commands",
     Annotated[bool, typer.Option(
@@ -66,7 +81,7 @@ _LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream"
 
 def register(app: typer.Typer) -> None:
     """Add the roboflow command to the app."""
-    params = [WORKFLOW, o.IMAGES, INPUT, PRINT_COMMANDS,
+    params = [WORKFLOW, o.IMAGES, INPUT, INPUTS_FILE, STEPS, PRINT_COMMANDS,
               *(p for p in o.COMMON if p[0] not in _LEFT_OUT), CONCURRENCY]
     app.command("roboflow", help=HELP, epilog=EPILOG, rich_help_panel="Workflows")(
         o.with_params(params, _body))
@@ -94,16 +109,16 @@ def run_command(opts: dict[str, Any]) -> int:
 
     if opts.get("json_out") and opts.get("jsonl"):
         raise UsageError("give either --json or --jsonl, not both")
-    workflow = roboflow.load(opts["workflow"], roboflow.parse_inputs(opts.get("inputs")))
-    if workflow.not_run:
-        listed = ", ".join(f"{name} ({kind})" for name, kind in workflow.not_run)
-        note(f"not run (not {roboflow.BLOCK_TYPE} steps): {listed}")
+    from llamavis.roboflow.inputs import parse_inputs
+
+    workflow = roboflow.load(opts["workflow"], parse_inputs(opts.get("inputs"), opts.get("inputs_file")))
+    graph = _graph(workflow, opts)
     for line in [*workflow.notes, *roboflow_plan.notes(workflow, opts)]:
         note(line)
     if opts.get("print_commands"):
         sys.stdout.write("".join(line + "\n" for line in roboflow_plan.command_lines(workflow, opts)))
         return 0
-    session = _session(opts)
+    session = _session(opts, ordered=graph is not None)
     runs = roboflow_run.configs(workflow, session)
     head, sources = peek(image_sources(opts), 2)
     if not head:
@@ -116,12 +131,38 @@ def run_command(opts: dict[str, Any]) -> int:
         total, sources = len(listed_sources), iter(listed_sources)
     from llamavis.cli.output.roboflow_sink import Sink
 
-    sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
+    sink = Sink([r.step for r in runs], opts, single=len(head) == 1, graph=graph)
     import asyncio  # not on the path of --help
-    return asyncio.run(_run(session, runs, sources, sink, opts, total))
+    return asyncio.run(_run(session, runs, sources, sink, opts, total, graph))
 
 
-def _session(opts: dict[str, Any]) -> Any:
+def _graph(workflow: Any, opts: dict[str, Any]) -> Any:
+    """The declared outputs to give (None: the per-step view, --steps or none declared);
+    the Llama steps they need are kept, the blocks nobody reads noted once."""
+    from llamavis.cli.output.render import note
+    from llamavis.errors import UsageError
+    from llamavis.roboflow import graph as roboflow_graph
+    from llamavis.roboflow.workflow import BLOCK_TYPE
+
+    graph = None if opts.get("steps") else roboflow_graph.plan(workflow)
+    if graph is None:
+        if workflow.not_run:
+            listed = ", ".join(f"{name} ({kind})" for name, kind in workflow.not_run)
+            note(f"not run (not {BLOCK_TYPE} steps): {listed}")
+        return None
+    if not graph.llama:
+        raise UsageError(f"no declared output reads a {BLOCK_TYPE} step; give --steps for "
+                         "each step's answer")
+    if graph.skipped:
+        listed = ", ".join(f"{name} ({kind})" for name, kind in graph.skipped)
+        note(f"not run (no declared output reads them): {listed}")
+    workflow.steps = [s for s in workflow.steps if s.name in graph.llama]
+    workflow.notes = [n for n in workflow.notes if not n.startswith("step ") or
+                      any(n.startswith(f"step {s.name!r}") for s in workflow.steps)]
+    return graph
+
+
+def _session(opts: dict[str, Any], *, ordered: bool) -> Any:
     """The run's Session, from the options every task command takes (checked as they are:
     ``-P transformers --device bogus`` is exit 2 here too)."""
     import dataclasses
@@ -133,6 +174,8 @@ def _session(opts: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(Invocation)}
     invocation = Invocation(**{k: v for k, v in opts.items() if k in names})
     options = invocation.run_options()
+    if ordered:  # declared outputs are a list in input order, as Roboflow returns them
+        options = dataclasses.replace(options, ordered=True)
     if invocation.dry_run:  # a dry run opens no cache
         options = dataclasses.replace(options, cache=False)
     return Session(options, stdin=sys.stdin.buffer, require_key=not invocation.dry_run,
@@ -152,7 +195,7 @@ def _list_on_stdin(opts: dict[str, Any]) -> bool:
 
 
 async def _run(session: Any, runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
-               total: int | None) -> int:
+               total: int | None, graph: Any) -> int:
     from llamavis.cli.execute import SKIPS
     from llamavis.cli.output.render import note
     from llamavis.errors import ExitCode, LlamavisError
@@ -160,7 +203,7 @@ async def _run(session: Any, runs: list[Any], sources: Any, sink: Any, opts: dic
 
     try:
         summary = await roboflow_run.run(session, runs, sources, on_result=sink.write,
-                                         on_progress=sink.progress, total=total)
+                                         on_progress=sink.progress, total=total, graph=graph)
     except LlamavisError as exc:  # a rejected key or an interrupt: report what finished, then stop
         sink.close()
         if getattr(exc, "summary", None) is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from llamavis.errors import ConfigError, LlamavisError
+from llamavis.roboflow.graph import Graph, StepValue, evaluate
 from llamavis.roboflow.plan import step_options, task_args
 from llamavis.roboflow.workflow import ROUTE, Step, Workflow
 from llamavis.run.config import TaskConfig
@@ -136,8 +137,24 @@ def runners(runs: list[StepRun], images: SharedImages) -> list[TaskRunner]:
 
 
 async def run_image(source: str, runs: list[StepRun], steps: list[TaskRunner],
-                    images: SharedImages) -> Result:
-    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
+                    images: SharedImages, graph: Graph | None = None) -> Result:
+    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others.
+    With declared outputs (``graph``), the formatter blocks run on the steps' answers."""
+    try:
+        pairs = await _all_steps(source, runs, steps)
+        if graph is None:
+            return combine(source, pairs)
+        size = await _size(images, source) if graph.needs_size else None
+    finally:
+        images.forget(source)
+    values = {step.name: StepValue(r.raw, step.classes, r.output if r.error is None else None,
+                                   r.confidence) for step, r in pairs}
+    outputs, errors = evaluate(graph, values, size)
+    return combine(source, pairs, outputs=outputs, errors=errors)
+
+
+async def _all_steps(source: str, runs: list[StepRun],
+                     steps: list[TaskRunner]) -> list[tuple[Step, Result]]:
     tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -145,16 +162,31 @@ async def run_image(source: str, runs: list[StepRun], steps: list[TaskRunner],
         for task in tasks:
             task.cancel()  # no-op for the finished ones
         await asyncio.gather(*tasks, return_exceptions=True)
-        images.forget(source)
     for task in tasks:
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
-    return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
+    return [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)]
 
 
-def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
-    """One Result per image for the batch: its output is the steps' entries, by step name."""
+async def _size(images: SharedImages, source: str) -> tuple[int, int] | None:
+    """The image's (width, height) as Roboflow's blocks see it: the file's own, undecoded."""
+    import io
+
+    try:
+        data = await images.data(source)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.size[0]), int(img.size[1])
+    except Exception:  # noqa: BLE001 - an unreadable image already failed its steps
+        return None
+
+
+def combine(source: str, pairs: list[tuple[Step, Result]], *, outputs: dict[str, Any] | None = None,
+            errors: list[str] | None = None) -> Result:
+    """One Result per image for the batch: its output is the steps' entries, by step name,
+    and the declared outputs (None when the workflow declares none)."""
     usage = Usage()
     for _, result in pairs:
         usage = usage + result.usage
@@ -163,8 +195,12 @@ def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
     if failed:
         step, first = failed[0]
         error = {"kind": first["kind"], "message": f"step {step.name!r}: {first['message']}"}
+    elif errors:
+        error = {"kind": "invalid_output", "message": errors[0]}
     return Result(
-        image=source, task=TASK, output={step.name: entry(step, result) for step, result in pairs},
+        image=source, task=TASK,
+        output={"steps": {step.name: entry(step, result) for step, result in pairs},
+                "outputs": outputs},
         usage=usage, attempts=sum(r.attempts for _, r in pairs),
         cached=all(r.cached for _, r in pairs), error=error,
         elapsed_s=max((r.elapsed_s for _, r in pairs), default=0.0),
@@ -185,7 +221,7 @@ def entry(step: Step, result: Result) -> dict[str, Any]:
 
 def record(result: Result, steps: list[Step]) -> dict[str, Any]:
     """The per-image JSON object: ``{"image": PATH, "<step name>": {...}, ...}``."""
-    entries = result.output if isinstance(result.output, dict) else {}
+    entries = result.output.get("steps", {}) if isinstance(result.output, dict) else {}
     out: dict[str, Any] = {"image": result.image}
     for step in steps:  # a batch-level failure left no entries: each step shows its error
         out[step.name] = entries.get(step.name) or {
@@ -195,17 +231,23 @@ def record(result: Result, steps: list[Step]) -> dict[str, Any]:
     return out
 
 
+def declared(result: Result, graph: Graph) -> dict[str, Any]:
+    """The image's declared outputs, keyed by output name (None each for a failed image)."""
+    outputs = result.output.get("outputs") if isinstance(result.output, dict) else None
+    return outputs if outputs is not None else {name: None for name, _ in graph.outputs}
+
+
 async def run(session: Session, runs: list[StepRun], sources: Iterable[str], *,
               on_result: Callable[[Result], None],
               on_progress: Callable[[Any], None] | None = None,
-              total: int | None = None) -> Any:
+              total: int | None = None, graph: Graph | None = None) -> Any:
     """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual).
     Closes the session (its steps' clients and the cache)."""
     images = SharedImages(session.stdin)
     steps = runners(runs, images)
     try:
         return await session.batch(
-            sources, lambda source: run_image(str(source), runs, steps, images),
+            sources, lambda source: run_image(str(source), runs, steps, images, graph),
             concurrency=max(r.concurrency for r in runs), on_result=on_result,
             on_progress=on_progress, total=total, task=TASK)
     finally:
