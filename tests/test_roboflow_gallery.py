@@ -126,3 +126,37 @@ def test_inputs_file_gives_all_parameters_and_input_wins(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["top_class"] == "cat"
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"  # --input api_key won
+
+
+def test_a_failed_llama_step_exits_1_with_its_outputs_null():
+    from fakeserver import Reply
+
+    proc, _ = run("classification_workflow", Reply(status=400, body={"error": {"message": "bad"}}),
+                  "--input", "classes=cat,dog")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout) == [{"llama_result": None, "top_class": None,
+                                        "parsed_prediction": None}]
+    assert "step 'llama'" in proc.stderr or "bad" in proc.stderr
+
+
+def test_an_operation_llamavis_lacks_exits_2_before_any_request(tmp_path):
+    doc = json.loads(Path(gallery("structured_prompting_workflow")).read_text())
+    doc["steps"][2]["operations"] = [{"type": "StringToUpperCase"}]
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(doc))
+    with FakeServer("{}") as server:
+        proc = llamavis("roboflow", str(path), PHOTO, "--input", f"api_key={KEY}",
+                        "--base-url", server.url)
+    assert proc.returncode == 2 and server.requests == []
+    assert "'StringToUpperCase'" in proc.stderr and "property_definition" in proc.stderr
+
+
+def test_piped_text_is_one_line_per_image_per_output():
+    with FakeServer("dog") as server:
+        proc = llamavis("roboflow", gallery("classification_workflow"), PHOTO, "--no-cache",
+                        "--base-url", server.url, "--input", f"api_key={KEY}",
+                        "--input", "classes=cat,dog")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == [f"{PHOTO}\tllama_result\tdog", f"{PHOTO}\ttop_class\tdog"]
+    assert lines[2].startswith(f"{PHOTO}\tparsed_prediction\t{{")

@@ -17,7 +17,8 @@ from typing import Any
 
 from llamavis.errors import UsageError
 from llamavis.roboflow import formatters as fmt
-from llamavis.roboflow.workflow import BLOCK_TYPE, Workflow, parse_classes
+from llamavis.roboflow.inputs import parse_classes
+from llamavis.roboflow.workflow import BLOCK_TYPE, Workflow
 
 # the fields of each formatter that hold selectors; the first one's None skips the block
 _READS = {**{t: ("vlm_output", "image", "classes") for t in fmt.VLM_AS_CLASSIFIER},
@@ -101,10 +102,13 @@ def _need(graph: Graph, value: Any, output: str, path: set[str]) -> None:
         raise UsageError(f"output {output!r} needs step {name!r} ({kind}), which llamavis does "
                          f"not run: it runs {BLOCK_TYPE} and {', '.join(fmt.BLOCKS)}; remove the "
                          "output, or run the workflow on Roboflow")
-    if kind == fmt.PROPERTY_DEFINITION:
-        graph.chains[name] = fmt.chain(name, raw.get("operations"))
-    if kind == fmt.JSON_PARSER:
-        _expected(raw, name)
+    try:
+        if kind == fmt.PROPERTY_DEFINITION:
+            graph.chains[name] = fmt.chain(name, raw.get("operations"))
+        if kind == fmt.JSON_PARSER:
+            _expected(raw, name)
+    except UsageError as exc:
+        raise UsageError(f"output {output!r} needs {exc}") from None
     for key in _READS[kind]:
         _need(graph, raw.get(key), output, path | {name})
     graph.order.append(name)

@@ -2,7 +2,7 @@
 and ``--inputs FILE.json`` (one JSON object of all of them; an ``--input`` wins over it).
 
 A value from ``--input`` is text; where a list is wanted (``classes``) it may be a JSON list
-(``'["cat","dog"]'``) or a comma list (``cat,dog``), read by ``workflow.parse_classes``. A
+(``'["cat","dog"]'``) or a comma list (``cat,dog``), read by ``parse_classes``. A
 value from the file keeps its JSON type.
 """
 
@@ -42,3 +42,25 @@ def read_file(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise UsageError(f"--inputs {path} must be one JSON object of NAME: VALUE")
     return {str(k).removeprefix("$inputs."): v for k, v in doc.items()}
+
+
+def parse_classes(value: Any, step: str) -> list[str] | None:
+    """A JSON list, or (from --input or written as text) a comma list or JSON list."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        value = json_or_none(text) if text.startswith("[") else None
+        if value is None:
+            value = [c.strip() for c in text.split(",") if c.strip()]
+    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
+        raise UsageError(f"step {step!r}: classes must be a list of names (a comma list or "
+                         "a JSON list when given with --input)")
+    return list(dict.fromkeys(c.strip() for c in value))  # order kept, duplicates once
+
+
+def json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llamavis.errors import UsageError
+from llamavis.roboflow.inputs import json_or_none, parse_classes
 
 BLOCK_TYPE = "roboflow_core/llama_3_2_vision@v1"
 ROUTE = "openrouter"  # the only route every model_version names
@@ -239,39 +240,17 @@ def _secret(value: Any, step: str) -> str | None:
     raise UsageError(f"step {step!r}: api_key must be text")  # the value is never shown
 
 
-def parse_classes(value: Any, step: str) -> list[str] | None:
-    """A JSON list, or (from --input or written as text) a comma list or JSON list."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        value = _json_or_none(text) if text.startswith("[") else None
-        if value is None:
-            value = [c.strip() for c in text.split(",") if c.strip()]
-    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
-        raise UsageError(f"step {step!r}: classes must be a list of names (a comma list or "
-                         "a JSON list when given with --input)")
-    return list(dict.fromkeys(c.strip() for c in value))  # order kept, duplicates once
-
-
 def _structure(value: Any, step: str) -> dict[str, str] | None:
     """KEY -> description; from --input as a JSON object."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = _json_or_none(value)
+        value = json_or_none(value)
     if not isinstance(value, dict) or not value or not all(isinstance(k, str) and k.strip()
                                                            for k in value):
         raise UsageError(f"step {step!r}: output_structure must be a JSON object of "
                          "KEY: description")
     return {k.strip(): "" if v is None else str(v) for k, v in value.items()}
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 def _number(value: Any, key: str, step: str, kind: type, low: float, high: float | None) -> Any:
