@@ -1,8 +1,10 @@
 """``llamavis roboflow``: run the Llama 3.2 Vision steps of a Roboflow workflow on images.
 
-The command reads the file (llamavis.roboflow.workflow), plans each step (roboflow_plan), runs
-them (roboflow_run) and writes one object per image: ``{"image": PATH, "<step>": {"output",
-"classes", "parsed", "error", ...}}``; piped plain text is ``PATH<TAB>STEP<TAB>ANSWER``.
+The command reads the file (llamavis.roboflow.workflow), walks its declared outputs
+(roboflow.graph), plans each step (roboflow.plan), runs them on the run's Session
+(roboflow.run) and writes one object per image: the declared outputs by name, or with
+``--steps`` (or none declared) ``{"image": PATH, "<step>": {"output", "classes", "parsed",
+"error", ...}}``; piped plain text is ``PATH<TAB>OUTPUT<TAB>VALUE`` (``STEP``/``ANSWER``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ EPILOG = """Examples:
 
   $ llamavis roboflow examples/roboflow_workflow.json --print-commands
 
-Every roboflow_core/llama_3_2_vision@v1 step runs on each image, in definition order;
-$inputs.NAME bindings are filled from --input NAME=VALUE or the workflow's default_value.
+A workflow's declared outputs are given by name, one object per image (Roboflow's
+formatters vlm_as_classifier, json_parser and property_definition run on the Llama answers);
+--steps gives each Llama step's answer instead. $inputs.NAME bindings are filled from
+--input NAME=VALUE, --inputs FILE.json or the workflow's default_value.
 With no -P the route is the one model_version names (OpenRouter), and the step's api_key
 is used for it alone; --fallback routes (e.g. deepinfra) answer when that route cannot, each
 with its own key. -m, --max-tokens, --temperature and -j win over the steps' fields."""
