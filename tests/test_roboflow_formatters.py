@@ -114,6 +114,7 @@ def test_plan_walks_outputs_back_and_lists_what_nobody_reads():
     assert graph is not None
     assert graph.llama == ["llama"] and graph.order == ["parser", "top"]
     assert graph.skipped == [("det", "ObjectDetectionModel")]
+    assert "classes" in graph.inputs  # read by the parser: not "unused"
     outputs, errors = roboflow_graph.evaluate(graph, {"llama": StepValue("dog", None, "dog")}, (2, 2))
     assert outputs == {"top_class": "dog"} and errors == []
     failed, _ = roboflow_graph.evaluate(graph, {"llama": StepValue(None, None)}, None)

@@ -163,6 +163,9 @@ def _graph(workflow: Any, opts: dict[str, Any]) -> Any:
     workflow.steps = [s for s in workflow.steps if s.name in graph.llama]
     workflow.notes = [n for n in workflow.notes if not n.startswith("step ") or
                       any(n.startswith(f"step {s.name!r}") for s in workflow.steps)]
+    if graph.inputs:  # an input a formatter reads is used, though no Llama step reads it
+        workflow.notes = [n for n in workflow.notes if not n.startswith("--input ")
+                          or not set(n[8:].split(":")[0].split(", ")) <= graph.inputs]
     return graph
 
 

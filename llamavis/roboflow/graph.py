@@ -43,6 +43,7 @@ class Graph:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, type) nobody reads
     workflow: Workflow | None = None
     chains: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    inputs: set[str] = field(default_factory=set)  # $inputs.NAME the outputs and formatters read
 
     @property
     def needs_size(self) -> bool:
@@ -85,6 +86,7 @@ def plan(workflow: Workflow) -> Graph | None:
 def _need(graph: Graph, value: Any, output: str, path: set[str]) -> None:
     sel = selector(value)
     if sel is None or sel[0] == "$inputs":
+        graph.inputs.update([sel[1]] if sel else [])
         return
     name = sel[0]
     assert graph.workflow is not None
