@@ -135,7 +135,7 @@ def test_workflow_runs_both_steps_on_each_image_of_a_folder(tmp_path):
     wf = write(tmp_path, two_step_workflow())
     photos = folder_of_three(tmp_path)
     with FakeServer(answers) as server:
-        proc = llamavis("roboflow", wf, str(photos), "--json", "--no-cache", "--base-url", server.url,
+        proc = llamavis("roboflow", wf, "--steps", str(photos), "--json", "--no-cache", "--base-url", server.url,
                         "--input", "question=Which object is largest?",
                         "--input", f"llama_api_key={KEY}")
     assert proc.returncode == 0, proc.stderr
@@ -162,7 +162,7 @@ def test_piped_text_is_one_line_per_image_per_step(tmp_path):
     wf = write(tmp_path, two_step_workflow())
     photos = folder_of_three(tmp_path)
     with FakeServer(answers) as server:
-        proc = llamavis("roboflow", wf, str(photos), "--base-url", server.url,
+        proc = llamavis("roboflow", wf, "--steps", str(photos), "--base-url", server.url,
                         "--input", "question=Which?", "--input", f"llama_api_key={KEY}")
     assert proc.returncode == 0, proc.stderr
     rows = sorted(line.split("\t") for line in proc.stdout.splitlines())
@@ -237,7 +237,7 @@ def test_each_step_keeps_its_own_concurrency(tmp_path):
 def test_rerun_is_answered_from_the_cache(tmp_path):
     wf = write(tmp_path, two_step_workflow())
     photos = folder_of_three(tmp_path)
-    args = ("roboflow", wf, str(photos), "--jsonl", "--usage",
+    args = ("roboflow", wf, "--steps", str(photos), "--jsonl", "--usage",
             "--input", "question=Which?", "--input", f"llama_api_key={KEY}")
     with FakeServer(answers) as server:
         first = llamavis(*args, "--base-url", server.url)
@@ -259,7 +259,7 @@ def test_a_failed_step_exits_1_and_keeps_the_other_steps_answer(tmp_path):
             else json.dumps(SCENE)
 
     with FakeServer(reply) as server:
-        proc = llamavis("roboflow", wf, str(EXAMPLES / "shapes.jpg"), "--json", "--no-cache",
+        proc = llamavis("roboflow", wf, "--steps", str(EXAMPLES / "shapes.jpg"), "--json", "--no-cache",
                         "--base-url", server.url, "--input", "question=Which?",
                         "--input", f"llama_api_key={KEY}")
     assert proc.returncode == 1, proc.stderr
@@ -331,7 +331,7 @@ def test_no_key_anywhere_exits_3_saying_where_to_put_it(tmp_path):
 def test_an_image_on_standard_input_is_read_once_for_every_step(tmp_path):
     wf = write(tmp_path, two_step_workflow())
     with FakeServer(answers) as server:
-        proc = llamavis("roboflow", wf, "-", "--no-cache", "--base-url", server.url,
+        proc = llamavis("roboflow", wf, "--steps", "-", "--no-cache", "--base-url", server.url,
                         "--input", "question=Which?", "--input", f"llama_api_key={KEY}",
                         input=(EXAMPLES / "shapes.jpg").read_bytes())
     assert proc.returncode == 0, proc.stderr
@@ -343,7 +343,7 @@ def test_an_image_on_standard_input_is_read_once_for_every_step(tmp_path):
 
 def test_an_image_on_standard_input_is_read_once_for_every_step_with_the_cache_on(tmp_path):
     wf = write(tmp_path, two_step_workflow())
-    args = ("roboflow", wf, "-", "--input", "question=Which?", "--input", f"llama_api_key={KEY}")
+    args = ("roboflow", wf, "--steps", "-", "--input", "question=Which?", "--input", f"llama_api_key={KEY}")
     image = (EXAMPLES / "shapes.jpg").read_bytes()
     with FakeServer(answers) as server:
         first = llamavis(*args, "--base-url", server.url, input=image)

@@ -11,6 +11,7 @@ import pytest
 from llamavis.errors import UsageError
 from llamavis.roboflow import plan as roboflow_plan
 from llamavis.roboflow import workflow as roboflow
+from llamavis.run.options import RunOptions
 
 KEY = "sk-or-v1-SENTINEL-unit-4d2e"
 LLAMA = roboflow.BLOCK_TYPE
@@ -131,24 +132,23 @@ def test_the_steps_key_goes_only_to_the_route_its_model_version_names(tmp_path):
 def test_command_line_options_win_over_step_fields_and_fields_over_defaults(tmp_path):
     got = load_one(tmp_path, step(task_type="ocr", model_version="90B (Regular) - OpenRouter",
                                   max_tokens=300, temperature=0.4, max_concurrent_requests=2))
-    accepted = {"provider", "api_key", "model", "max_tokens", "temperature", "require_key"}
-    assert roboflow_plan.config_kwargs(got, {}, accepted) == {
-        "provider": "openrouter", "api_key": None, "model": "90b", "max_tokens": 300,
-        "temperature": 0.4, "require_key": True}
-    cli = {"model": "11b", "max_tokens": 50, "temperature": 0.0, "concurrency": 9}
-    kwargs = roboflow_plan.config_kwargs(got, cli, accepted)
-    assert (kwargs["model"], kwargs["max_tokens"], kwargs["temperature"]) == ("11b", 50, 0.0)
-    assert roboflow_plan.concurrency(got, cli) == 9
-    assert roboflow_plan.concurrency(got, {}) == 2
+    options = roboflow_plan.step_options(got, RunOptions())
+    assert (options.provider, options.api_key, options.model) == ("openrouter", None, "90b")
+    assert (options.max_tokens, options.temperature, options.concurrency) == (300, 0.4, 2)
+    cli = RunOptions(model="11b", max_tokens=50, temperature=0.0, concurrency=9)
+    options = roboflow_plan.step_options(got, cli)
+    assert (options.model, options.max_tokens, options.temperature) == ("11b", 50, 0.0)
+    assert options.concurrency == 9
     bare = load_one(tmp_path, step(task_type="ocr"))
-    assert roboflow_plan.concurrency(bare, {}) == roboflow_plan.DEFAULT_CONCURRENCY
+    assert roboflow_plan.step_options(bare, RunOptions()).concurrency is None  # the session's 4
 
 
-def test_options_build_config_takes_are_passed_through(tmp_path):
+def test_the_runs_other_options_are_kept_for_each_step(tmp_path):
     got = load_one(tmp_path, step(task_type="ocr"))
-    kwargs = roboflow_plan.config_kwargs(got, {"seed": 7, "fallback": "deepinfra", "images": ["x"]},
-                                         {"seed", "fallback", "provider"})
-    assert kwargs == {"seed": 7, "fallback": "deepinfra", "provider": "openrouter"}
+    base = RunOptions(seed=7, fallback="deepinfra", engine={"device": "cpu"}, timeout=9.0)
+    options = roboflow_plan.step_options(got, base)
+    assert (options.seed, options.fallback, options.timeout) == (7, "deepinfra", 9.0)
+    assert options.engine.device == "cpu" and options.provider == "openrouter"
 
 
 def test_print_commands_quote_fields_and_name_the_key_variable_not_the_key(tmp_path):

@@ -1,8 +1,10 @@
 """``llamavis roboflow``: run the Llama 3.2 Vision steps of a Roboflow workflow on images.
 
-The command reads the file (llamavis.roboflow.workflow), plans each step (roboflow_plan), runs
-them (roboflow_run) and writes one object per image: ``{"image": PATH, "<step>": {"output",
-"classes", "parsed", "error", ...}}``; piped plain text is ``PATH<TAB>STEP<TAB>ANSWER``.
+The command reads the file (llamavis.roboflow.workflow), walks its declared outputs
+(roboflow.graph), plans each step (roboflow.plan), runs them on the run's Session
+(roboflow.run) and writes one object per image: the declared outputs by name, or with
+``--steps`` (or none declared) ``{"image": PATH, "<step>": {"output", "classes", "parsed",
+"error", ...}}``; piped plain text is ``PATH<TAB>OUTPUT<TAB>VALUE`` (``STEP``/``ANSWER``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ EPILOG = """Examples:
 
   $ llamavis roboflow examples/roboflow_workflow.json --print-commands
 
-Every roboflow_core/llama_3_2_vision@v1 step runs on each image, in definition order;
-$inputs.NAME bindings are filled from --input NAME=VALUE or the workflow's default_value.
+A workflow's declared outputs are given by name, one object per image (Roboflow's
+formatters vlm_as_classifier, json_parser and property_definition run on the Llama answers);
+--steps gives each Llama step's answer instead. $inputs.NAME bindings are filled from
+--input NAME=VALUE, --inputs FILE.json or the workflow's default_value.
 With no -P the route is the one model_version names (OpenRouter), and the step's api_key
 is used for it alone; --fallback routes (e.g. deepinfra) answer when that route cannot, each
 with its own key. -m, --max-tokens, --temperature and -j win over the steps' fields."""
@@ -45,6 +49,21 @@ INPUT: o.Param = (
         help="Value of a workflow input $inputs.NAME (repeatable). classes: a comma list or "
              "JSON list; output_structure: a JSON object.")],
     None,
+)
+INPUTS_FILE: o.Param = (
+    "inputs_file",
+    Annotated[str | None, typer.Option(
+        "--inputs", metavar="FILE.json", rich_help_panel="Workflow",
+        help="All workflow inputs at once: one JSON object of NAME: VALUE (--input wins).")],
+    None,
+)
+STEPS: o.Param = (
+    "steps",
+    Annotated[bool, typer.Option(
+        "--steps", rich_help_panel="Workflow",
+        help="Each Llama step's answer per image ({\"image\", \"<step>\": {...}}) instead of "
+             "the workflow's declared outputs.")],
+    False,
 )
 PRINT_COMMANDS: o.Param = (
     "print_commands",
@@ -66,7 +85,7 @@ _LEFT_OUT = {"images", "template", "var", "output_dir", "overwrite", "no_stream"
 
 def register(app: typer.Typer) -> None:
     """Add the roboflow command to the app."""
-    params = [WORKFLOW, o.IMAGES, INPUT, PRINT_COMMANDS,
+    params = [WORKFLOW, o.IMAGES, INPUT, INPUTS_FILE, STEPS, PRINT_COMMANDS,
               *(p for p in o.COMMON if p[0] not in _LEFT_OUT), CONCURRENCY]
     app.command("roboflow", help=HELP, epilog=EPILOG, rich_help_panel="Workflows")(
         o.with_params(params, _body))
@@ -94,30 +113,80 @@ def run_command(opts: dict[str, Any]) -> int:
 
     if opts.get("json_out") and opts.get("jsonl"):
         raise UsageError("give either --json or --jsonl, not both")
-    workflow = roboflow.load(opts["workflow"], roboflow.parse_inputs(opts.get("inputs")))
-    if workflow.not_run:
-        listed = ", ".join(f"{name} ({kind})" for name, kind in workflow.not_run)
-        note(f"not run (not {roboflow.BLOCK_TYPE} steps): {listed}")
+    from llamavis.roboflow.inputs import parse_inputs
+
+    workflow = roboflow.load(opts["workflow"], parse_inputs(opts.get("inputs"), opts.get("inputs_file")))
+    graph = _graph(workflow, opts)
     for line in [*workflow.notes, *roboflow_plan.notes(workflow, opts)]:
         note(line)
     if opts.get("print_commands"):
         sys.stdout.write("".join(line + "\n" for line in roboflow_plan.command_lines(workflow, opts)))
         return 0
-    runs = roboflow_run.configs(workflow, opts)
+    session = _session(opts, ordered=graph is not None)
+    runs = roboflow_run.configs(workflow, session)
     head, sources = peek(image_sources(opts), 2)
     if not head:
         raise UsageError("no images found in the given inputs")
     if opts.get("dry_run"):
-        return _dry_run(runs, sources)
+        return _dry_run(session, runs, sources)
     total = None
     if len(head) > 1 and _progress_wanted() and not _list_on_stdin(opts):
         listed_sources = list(sources)  # a person watching the bar wants N/N and an ETA
         total, sources = len(listed_sources), iter(listed_sources)
     from llamavis.cli.output.roboflow_sink import Sink
 
-    sink = Sink([r.step for r in runs], opts, single=len(head) == 1)
+    sink = Sink([r.step for r in runs], opts, single=len(head) == 1, graph=graph)
     import asyncio  # not on the path of --help
-    return asyncio.run(_run(runs, sources, sink, opts, total))
+    return asyncio.run(_run(session, runs, sources, sink, opts, total, graph))
+
+
+def _graph(workflow: Any, opts: dict[str, Any]) -> Any:
+    """The declared outputs to give (None: the per-step view, --steps or none declared);
+    the Llama steps they need are kept, the blocks nobody reads noted once."""
+    from llamavis.cli.output.render import note
+    from llamavis.errors import UsageError
+    from llamavis.roboflow import graph as roboflow_graph
+    from llamavis.roboflow.workflow import BLOCK_TYPE
+
+    graph = None if opts.get("steps") else roboflow_graph.plan(workflow)
+    if graph is None:
+        if workflow.not_run:
+            listed = ", ".join(f"{name} ({kind})" for name, kind in workflow.not_run)
+            note(f"not run (not {BLOCK_TYPE} steps): {listed}")
+        return None
+    if not graph.llama:
+        raise UsageError(f"no declared output reads a {BLOCK_TYPE} step; give --steps for "
+                         "each step's answer")
+    if graph.skipped:
+        listed = ", ".join(f"{name} ({kind})" for name, kind in graph.skipped)
+        note(f"not run (no declared output reads them): {listed}")
+    workflow.steps = [s for s in workflow.steps if s.name in graph.llama]
+    workflow.notes = [n for n in workflow.notes if not n.startswith("step ") or
+                      any(n.startswith(f"step {s.name!r}") for s in workflow.steps)]
+    if graph.inputs:  # an input a formatter reads is used, though no Llama step reads it
+        workflow.notes = [n for n in workflow.notes if not n.startswith("--input ")
+                          or not set(n[8:].split(":")[0].split(", ")) <= graph.inputs]
+    return graph
+
+
+def _session(opts: dict[str, Any], *, ordered: bool) -> Any:
+    """The run's Session, from the options every task command takes (checked as they are:
+    ``-P transformers --device bogus`` is exit 2 here too)."""
+    import dataclasses
+
+    from llamavis.cli.invocation import Invocation
+    from llamavis.cli.output.render import debug_line, note
+    from llamavis.run.session import Session
+
+    names = {f.name for f in dataclasses.fields(Invocation)}
+    invocation = Invocation(**{k: v for k, v in opts.items() if k in names})
+    options = invocation.run_options()
+    if ordered:  # declared outputs are a list in input order, as Roboflow returns them
+        options = dataclasses.replace(options, ordered=True)
+    if invocation.dry_run:  # a dry run opens no cache
+        options = dataclasses.replace(options, cache=False)
+    return Session(options, stdin=sys.stdin.buffer, require_key=not invocation.dry_run,
+                   debug=debug_line if invocation.debug else None, on_warning=note)
 
 
 def _progress_wanted() -> bool:
@@ -132,18 +201,16 @@ def _list_on_stdin(opts: dict[str, Any]) -> bool:
     return list_on_stdin(opts)
 
 
-async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
-               total: int | None) -> int:
+async def _run(session: Any, runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
+               total: int | None, graph: Any) -> int:
     from llamavis.cli.execute import SKIPS
-    from llamavis.cli.output.render import debug_line, note
+    from llamavis.cli.output.render import note
     from llamavis.errors import ExitCode, LlamavisError
     from llamavis.roboflow import run as roboflow_run
 
     try:
-        summary = await roboflow_run.run(
-            runs, sources, opts=opts, on_result=sink.write, on_progress=sink.progress,
-            total=total, stdin=sys.stdin.buffer, note=note,
-            debug=debug_line if opts.get("debug") else None)
+        summary = await roboflow_run.run(session, runs, sources, on_result=sink.write,
+                                         on_progress=sink.progress, total=total, graph=graph)
     except LlamavisError as exc:  # a rejected key or an interrupt: report what finished, then stop
         sink.close()
         if getattr(exc, "summary", None) is not None:
@@ -158,7 +225,7 @@ async def _run(runs: list[Any], sources: Any, sink: Any, opts: dict[str, Any],
     return ExitCode.OK if summary.failed == 0 and not summary.stopped_reason else ExitCode.FAILED
 
 
-def _dry_run(runs: list[Any], sources: Any) -> int:
+def _dry_run(session: Any, runs: list[Any], sources: Any) -> int:
     from llamavis.cli.execute import SKIPS
     from llamavis.cli.output.render import error_line, note
     from llamavis.errors import ExitCode
@@ -172,7 +239,7 @@ def _dry_run(runs: list[Any], sources: Any) -> int:
         error_line(source, exc.to_dict())
 
     import asyncio  # not on the path of --help
-    doc = asyncio.run(roboflow_run.dry_run(runs, sources, stdin=sys.stdin.buffer, on_error=on_error))
+    doc = asyncio.run(roboflow_run.dry_run(session, runs, sources, on_error=on_error))
     SKIPS.close()
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     cost = doc["estimated_cost_usd"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from llamavis.backends.providers import get_provider
@@ -21,15 +23,10 @@ from llamavis.roboflow.workflow import (
     Step,
     Workflow,
 )
-
-DEFAULT_CONCURRENCY = 4  # llamavis' -j default, for a step without max_concurrent_requests
-
-# Options a roboflow run sets per step itself; others the user gave go to build_config as they are.
-_PER_STEP = frozenset({"provider", "model", "api_key", "max_tokens", "temperature", "question",
-                       "classes", "prompt", "schema", "task"})
+from llamavis.run.options import RunOptions, TaskArgs
 
 
-def chosen_provider(opts: dict[str, Any]) -> str | None:
+def chosen_provider(opts: Mapping[str, Any]) -> str | None:
     """The provider named with -P (or LLAMAVIS_PROVIDER), if it is not the step's own route."""
     name = opts.get("provider") or os.environ.get("LLAMAVIS_PROVIDER") or None
     if not name:
@@ -38,7 +35,7 @@ def chosen_provider(opts: dict[str, Any]) -> str | None:
     return None if spec.name == ROUTE else spec.name
 
 
-def route(step: Step, opts: dict[str, Any]) -> tuple[str, str | None]:
+def route(step: Step, opts: Mapping[str, Any]) -> tuple[str, str | None]:
     """(provider, key): the step's key goes only to the route its model_version names."""
     other = chosen_provider(opts)
     if other is not None:
@@ -46,8 +43,9 @@ def route(step: Step, opts: dict[str, Any]) -> tuple[str, str | None]:
     return ROUTE, opts.get("api_key") or step.api_key
 
 
-def concurrency(step: Step, opts: dict[str, Any]) -> int:
-    return int(opts.get("concurrency") or step.concurrency or DEFAULT_CONCURRENCY)
+def concurrency(step: Step, opts: Mapping[str, Any]) -> int | None:
+    """-j, else the step's max_concurrent_requests; None: the session's default."""
+    return opts.get("concurrency") or step.concurrency
 
 
 def schema(step: Step) -> dict[str, Any] | None:
@@ -63,31 +61,33 @@ def schema(step: Step) -> dict[str, Any] | None:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def config_kwargs(step: Step, opts: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
-    """Keyword arguments of settings.build_config for one step.
+def step_options(step: Step, base: RunOptions) -> RunOptions:
+    """The run's options for one step: its route, key, model, max_tokens, temperature, -j.
 
-    ``accepted`` are build_config's parameter names: any other option the user gave that
-    it takes (``--seed``, ``--timeout``, ``--base-url``) is passed through.
+    Everything else the user gave (``--seed``, ``--timeout``, ``--base-url``, ``--fallback``,
+    the engine's ``--device``...) is the run's own and stays as it is.
     """
+    opts = base.as_kwargs()
     provider, key = route(step, opts)
-    kwargs = {k: v for k, v in opts.items() if k in accepted and k not in _PER_STEP and v is not None}
-    kwargs.update(
-        provider=provider,
-        api_key=key,
-        model=opts.get("model") or step.size,
-        max_tokens=opts.get("max_tokens") or step.max_tokens,
-        temperature=_first(opts.get("temperature"), step.temperature),
-        require_key=not opts.get("dry_run"),
+    return replace(
+        base, provider=provider, api_key=key, model=base.model or step.size,
+        max_tokens=base.max_tokens or step.max_tokens,
+        temperature=_first(base.temperature, step.temperature),
+        concurrency=concurrency(step, opts),
     )
+
+
+def task_args(step: Step) -> TaskArgs:
+    """The llamavis task of a step and what it asks (its prompt, classes or schema)."""
     if step.task == "vqa":
-        kwargs["question"] = step.prompt
-    elif step.task == "prompt":
-        kwargs["prompt"] = step.prompt
-    elif step.task in ("classify", "multi-classify"):
-        kwargs["classes"] = step.classes
-    elif step.task == "structured":
-        kwargs["schema"] = schema(step)
-    return {k: v for k, v in kwargs.items() if k in accepted}
+        return TaskArgs(step.task, question=step.prompt)
+    if step.task == "prompt":
+        return TaskArgs(step.task, prompt=step.prompt)
+    if step.task in ("classify", "multi-classify"):
+        return TaskArgs(step.task, classes=step.classes)
+    if step.task == "structured":
+        return TaskArgs(step.task, schema=schema(step))
+    return TaskArgs(step.task)
 
 
 def _first(*values: Any) -> Any:

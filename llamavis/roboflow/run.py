@@ -1,9 +1,11 @@
 """Run every Llama step of a Roboflow workflow on each image, through llamavis' own machinery.
 
-Each step is one resolved TaskConfig with its own Runner (so its own client, key and
-concurrency limit); one batch runs over the images, and an image is done when all its
-steps are. The cache, resume, ``--max-cost`` and exit codes are those of every task
-command. Prints nothing: results go to a callback, as in ``batch.run_batch``.
+Each step is a Session derived from the run's (``Session.derive``: its own route, key,
+model and concurrency, the run's cache, standard input and options), with one resolved
+TaskConfig and its runner; the run's session runs one batch over the images, and an image
+is done when all its steps are. The cache, resume, ``--max-cost``, ``--fallback``, the
+engine's options and exit codes are those of every task command. Prints nothing: results
+go to a callback, as in ``Session.run``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from llamavis.errors import ConfigError, LlamavisError
-from llamavis.roboflow.plan import concurrency, config_kwargs
+from llamavis.roboflow.graph import Graph, StepValue, evaluate
+from llamavis.roboflow.plan import step_options, task_args
 from llamavis.roboflow.workflow import ROUTE, Step, Workflow
 from llamavis.run.config import TaskConfig
-from llamavis.run.protocol import Source
+from llamavis.run.protocol import Source, TaskRunner
 from llamavis.run.runner import Runner
+from llamavis.run.session import Session
 from llamavis.types import PreparedImage, Result, Usage
 
 TASK = "roboflow"
@@ -27,29 +31,27 @@ TASK = "roboflow"
 
 @dataclass
 class StepRun:
-    """One step, resolved: what to ask whom, and how many requests it may have in flight."""
+    """One step, resolved: what to ask whom, through the step's own session."""
 
     step: Step
+    session: Session
     cfg: TaskConfig
-    concurrency: int
+
+    @property
+    def concurrency(self) -> int:
+        return self.session.concurrency(self.cfg)
 
 
-def configs(workflow: Workflow, opts: dict[str, Any]) -> list[StepRun]:
+def configs(workflow: Workflow, session: Session) -> list[StepRun]:
     """Resolve every step up front: a bad option or a missing key stops the run before any image."""
-    from llamavis.run.options import RunOptions, TaskArgs
-    from llamavis.run.session import Session
-
-    accepted = set(RunOptions.names()) | {"question", "classes", "prompt", "schema", "require_key"}
     runs = []
     for step in workflow.steps:
         try:
-            kwargs = config_kwargs(step, opts, accepted)
-            require_key = kwargs.pop("require_key", True)
-            options, task_args = RunOptions.split(kwargs)
-            cfg = Session(options, require_key=require_key).config(TaskArgs(step.task, **task_args))
+            child = session.derive(step_options(step, session.options))
+            cfg = child.config(task_args(step))
         except LlamavisError as exc:
             raise _for_step(exc, step) from None
-        runs.append(StepRun(step, cfg, concurrency(step, opts)))
+        runs.append(StepRun(step, child, cfg))
     return runs
 
 
@@ -69,20 +71,19 @@ class SharedImages:
         self.stdin = stdin
         self._tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
 
-    async def prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
-        return await self._once(("image", source, purpose, mimes),
-                                lambda: self._prepare(source, purpose, mimes))
+    async def prepare(self, source: str, how: tuple[object, ...],
+                      make: Callable[[bytes, str], PreparedImage]) -> PreparedImage:
+        """The image prepared by ``make`` (a step runner's own preparation), once per ``how``."""
+        return await self._once(("image", source, how), lambda: self._prepare(source, make))
 
     async def data(self, source: str) -> bytes:
         """The image's bytes, read once for every step."""
         return await self._once(("bytes", source), lambda: self._read(source))
 
-    async def _prepare(self, source: str, purpose: str, mimes: tuple[str, ...]) -> PreparedImage:
-        from llamavis.images.prepare import prepare_image
-
+    async def _prepare(self, source: str,
+                       make: Callable[[bytes, str], PreparedImage]) -> PreparedImage:
         data = await self.data(source)
-        return await asyncio.to_thread(prepare_image, data, source=source, purpose=purpose,
-                                       accepted_mimes=mimes)
+        return await asyncio.to_thread(make, data, source)
 
     async def _read(self, source: str) -> bytes:
         from llamavis.images.sources import read_source
@@ -115,8 +116,10 @@ class StepRunner(Runner):
         self.images = images
 
     async def prepare(self, source: Source) -> PreparedImage:
-        return await self.images.prepare(str(source), self.cfg.image_purpose,
-                                         self.cfg.provider.image_mimes)
+        # as Runner prepares it (the model's size, the provider's inline limit), shared
+        spec = self.cfg.provider
+        how = (self.cfg.image_purpose, spec.image_mimes, self._max_side(), spec.max_image_url)
+        return await self.images.prepare(str(source), how, self._prepare)
 
     async def load(self, source: Source) -> tuple[Any, Any, Any]:
         """As Runner.load, with the bytes and the prepared image shared between steps."""
@@ -126,35 +129,33 @@ class StepRunner(Runner):
         return key, None, await self.prepare(source)
 
 
-def runners(runs: list[StepRun], images: SharedImages, *, fallback: str | None = None,
-            note: Callable[[str], None] | None = None, **kwargs: Any) -> list[Any]:
-    """Each step's Runner; with ``--fallback`` routes, routes.make_runner's FallbackRunner.
-
-    Each route is planned from the step's own config, so the step's ``api_key`` stays with
-    the route its model_version names and a fallback route uses its own key and endpoint.
-    """
-    from llamavis.run.fallback import make_runner
-    from llamavis.run.options import RunOptions
-    from llamavis.run.session import Session
-
-    def then(cfg: TaskConfig) -> list[Any]:  # the step's --fallback routes, by the resolver
-        options = RunOptions(provider=cfg.provider.name, model=cfg.model_id,
-                             base_url=cfg.base_url, api_key=cfg.api_key, fallback=fallback,
-                             failover=False)
-        return list(Session(options, environment=False, on_warning=_no_note).routes().then)
-
-    return [make_runner(r.cfg, then(r.cfg), on_note=note or _no_note, concurrency=r.concurrency,
-                        runner_class=functools.partial(StepRunner, images=images), **kwargs)
-            for r in runs]
+def runners(runs: list[StepRun], images: SharedImages) -> list[TaskRunner]:
+    """Each step's runner from its session (a FallbackRunner with ``--fallback``): each route
+    is planned from the step's own config, so the step's ``api_key`` stays with the route its
+    model_version names and a fallback route uses its own key and endpoint."""
+    make = functools.partial(StepRunner, images=images)
+    return [r.session.runner(r.cfg, make=make) for r in runs]
 
 
-def _no_note(message: str) -> None:
-    """Route notes when nobody listens (a dry run asks no route, so drops none)."""
+async def run_image(source: str, runs: list[StepRun], steps: list[TaskRunner],
+                    images: SharedImages, graph: Graph | None = None) -> Result:
+    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others.
+    With declared outputs (``graph``), the formatter blocks run on the steps' answers."""
+    try:
+        pairs = await _all_steps(source, runs, steps)
+        if graph is None:
+            return combine(source, pairs)
+        size = await _size(images, source) if graph.needs_size else None
+    finally:
+        images.forget(source)
+    values = {step.name: StepValue(r.raw, step.classes, r.output if r.error is None else None,
+                                   r.confidence) for step, r in pairs}
+    outputs, errors = evaluate(graph, values, size)
+    return combine(source, pairs, outputs=outputs, errors=errors)
 
 
-async def run_image(source: str, runs: list[StepRun], steps: list[Any],
-                    images: SharedImages) -> Result:
-    """All steps on one image, concurrently; a fatal error (a rejected key) stops the others."""
+async def _all_steps(source: str, runs: list[StepRun],
+                     steps: list[TaskRunner]) -> list[tuple[Step, Result]]:
     tasks = [asyncio.ensure_future(runner.run(source)) for runner in steps]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -162,15 +163,31 @@ async def run_image(source: str, runs: list[StepRun], steps: list[Any],
         for task in tasks:
             task.cancel()  # no-op for the finished ones
         await asyncio.gather(*tasks, return_exceptions=True)
-        images.forget(source)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()
-    return combine(source, [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)])
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+    return [(run.step, task.result()) for run, task in zip(runs, tasks, strict=True)]
 
 
-def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
-    """One Result per image for the batch: its output is the steps' entries, by step name."""
+async def _size(images: SharedImages, source: str) -> tuple[int, int] | None:
+    """The image's (width, height) as Roboflow's blocks see it: the file's own, undecoded."""
+    import io
+
+    try:
+        data = await images.data(source)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.size[0]), int(img.size[1])
+    except Exception:  # noqa: BLE001 - an unreadable image already failed its steps
+        return None
+
+
+def combine(source: str, pairs: list[tuple[Step, Result]], *, outputs: dict[str, Any] | None = None,
+            errors: list[str] | None = None) -> Result:
+    """One Result per image for the batch: its output is the steps' entries, by step name,
+    and the declared outputs (None when the workflow declares none)."""
     usage = Usage()
     for _, result in pairs:
         usage = usage + result.usage
@@ -179,8 +196,12 @@ def combine(source: str, pairs: list[tuple[Step, Result]]) -> Result:
     if failed:
         step, first = failed[0]
         error = {"kind": first["kind"], "message": f"step {step.name!r}: {first['message']}"}
+    elif errors:
+        error = {"kind": "invalid_output", "message": errors[0]}
     return Result(
-        image=source, task=TASK, output={step.name: entry(step, result) for step, result in pairs},
+        image=source, task=TASK,
+        output={"steps": {step.name: entry(step, result) for step, result in pairs},
+                "outputs": outputs},
         usage=usage, attempts=sum(r.attempts for _, r in pairs),
         cached=all(r.cached for _, r in pairs), error=error,
         elapsed_s=max((r.elapsed_s for _, r in pairs), default=0.0),
@@ -201,7 +222,7 @@ def entry(step: Step, result: Result) -> dict[str, Any]:
 
 def record(result: Result, steps: list[Step]) -> dict[str, Any]:
     """The per-image JSON object: ``{"image": PATH, "<step name>": {...}, ...}``."""
-    entries = result.output if isinstance(result.output, dict) else {}
+    entries = result.output.get("steps", {}) if isinstance(result.output, dict) else {}
     out: dict[str, Any] = {"image": result.image}
     for step in steps:  # a batch-level failure left no entries: each step shows its error
         out[step.name] = entries.get(step.name) or {
@@ -211,39 +232,36 @@ def record(result: Result, steps: list[Step]) -> dict[str, Any]:
     return out
 
 
-async def run(runs: list[StepRun], sources: Iterable[str], *, opts: dict[str, Any],
-              on_result: Callable[[Result], None], on_progress: Callable[[Any], None] | None = None,
-              total: int | None = None, stdin: BinaryIO | None = None,
-              note: Callable[[str], None] | None = None,
-              debug: Callable[[str], None] | None = None) -> Any:
-    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual)."""
-    from llamavis.run.batch import run_batch
-    from llamavis.store.cache import ResultCache
+def declared(result: Result, graph: Graph) -> dict[str, Any]:
+    """The image's declared outputs, keyed by output name (None each for a failed image)."""
+    outputs = result.output.get("outputs") if isinstance(result.output, dict) else None
+    return outputs if outputs is not None else {name: None for name, _ in graph.outputs}
 
-    cache = None if opts.get("no_cache") else ResultCache(on_warning=note)
-    images = SharedImages(stdin)
-    steps = runners(runs, images, fallback=opts.get("fallback"), note=note, cache=cache,
-                    stdin=stdin, debug=debug)
+
+async def run(session: Session, runs: list[StepRun], sources: Iterable[str], *,
+              on_result: Callable[[Result], None],
+              on_progress: Callable[[Any], None] | None = None,
+              total: int | None = None, graph: Graph | None = None) -> Any:
+    """The batch over images; returns its BatchSummary (errors carry ``.summary`` as usual).
+    Closes the session (its steps' clients and the cache)."""
+    images = SharedImages(session.stdin)
+    steps = runners(runs, images)
     try:
-        return await run_batch(
-            sources, lambda source: run_image(source, runs, steps, images),
+        return await session.batch(
+            sources, lambda source: run_image(str(source), runs, steps, images, graph),
             concurrency=max(r.concurrency for r in runs), on_result=on_result,
-            ordered=opts.get("ordered", False), max_cost=opts.get("max_cost"),
-            on_progress=on_progress, total=total, task=TASK,
-        )
+            on_progress=on_progress, total=total, task=TASK)
     finally:
-        for runner in steps:
-            await runner.aclose()
-        if cache is not None:
-            cache.close()
+        await session.aclose()
 
 
-async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryIO | None,
+async def dry_run(session: Session, runs: list[StepRun], sources: Iterable[str], *,
                   on_error: Callable[[str, LlamavisError], None]) -> dict[str, Any]:
-    """Every request a run would send (key redacted, image data shortened), sending nothing."""
+    """Every request a run would send (key redacted, image data shortened), sending nothing;
+    each step's routes (``--fallback``'s too)."""
     from llamavis.backends.pricing import estimate_request
 
-    images = SharedImages(stdin)
+    images = SharedImages(session.stdin)
     steps = runners(runs, images)
     requests: list[dict[str, Any]] = []
     cost: float | None = 0.0
@@ -261,12 +279,17 @@ async def dry_run(runs: list[StepRun], sources: Iterable[str], *, stdin: BinaryI
                 on_error(source, exc)
             images.forget(source)
     finally:
-        for runner in steps:
-            await runner.aclose()
+        await session.aclose()
     return {
-        "steps": [{"name": r.step.name, "task": r.cfg.task, "provider": r.cfg.provider.name,
-                   "model": r.cfg.model_id} for r in runs],
+        "steps": [_step_doc(r, runner) for r, runner in zip(runs, steps, strict=True)],
         "request_count": len(requests),
         "estimated_cost_usd": None if cost is None else round(cost, 8),
         "requests": requests,
     }
+
+
+def _step_doc(run: StepRun, runner: TaskRunner) -> dict[str, Any]:
+    return {"name": run.step.name, "task": run.cfg.task, "provider": run.cfg.provider.name,
+            "model": run.cfg.model_id,
+            "routes": [{"provider": c.provider.name, "model": c.model_id, "base_url": c.base_url}
+                       for c in runner.configs()]}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llamavis.errors import UsageError
+from llamavis.roboflow.inputs import json_or_none, parse_classes
 
 BLOCK_TYPE = "roboflow_core/llama_3_2_vision@v1"
 ROUTE = "openrouter"  # the only route every model_version names
@@ -92,21 +93,12 @@ class Workflow:
     steps: list[Step]
     not_run: list[tuple[str, str]] = field(default_factory=list)  # (name, type)
     notes: list[str] = field(default_factory=list)
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # every step, by name
+    outputs: list[Any] | None = None  # the declared outputs (JsonField), if any
+    values: dict[str, Any] = field(default_factory=dict)  # the inputs: given, else default
 
 
-def parse_inputs(pairs: list[str] | None) -> dict[str, str]:
-    """``--input NAME=VALUE`` options -> {NAME: VALUE} (a later one wins)."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        name = name.strip().removeprefix("$inputs.")
-        if not sep or not name:
-            raise UsageError("--input takes NAME=VALUE, e.g. --input prompt='What is shown?'")
-        out[name] = value
-    return out
-
-
-def load(path: str | Path, given: dict[str, str]) -> Workflow:
+def load(path: str | Path, given: dict[str, Any]) -> Workflow:
     """Read a step or workflow file and resolve its Llama steps; UsageError on bad input."""
     doc = _read_json(Path(path))
     if isinstance(doc, dict) and isinstance(doc.get("specification"), dict):
@@ -118,11 +110,14 @@ def load(path: str | Path, given: dict[str, str]) -> Workflow:
     else:
         raise UsageError(f"{path}: neither a workflow (with \"steps\") nor one step (with \"type\")")
     bindings = _Bindings(given, defaults)
-    workflow = Workflow(steps=[])
+    outputs = doc.get("outputs") if "steps" in doc else None
+    workflow = Workflow(steps=[], outputs=outputs if isinstance(outputs, list) else None,
+                        values={**defaults, **given})
     for index, raw in enumerate(raw_steps, 1):
         if not isinstance(raw, dict):
             raise UsageError(f"{path}: step {index} is not a JSON object")
         name = raw["name"] if isinstance(raw.get("name"), str) and raw["name"] else f"step_{index}"
+        workflow.raw[name] = raw
         if raw.get("type") != BLOCK_TYPE:
             workflow.not_run.append((name, str(raw.get("type"))))
             continue
@@ -164,7 +159,7 @@ def _defaults(inputs: Any) -> dict[str, Any]:
 class _Bindings:
     """Fills ``$inputs.NAME`` from --input (strings) or the workflow's default_value."""
 
-    def __init__(self, given: dict[str, str], defaults: dict[str, Any]) -> None:
+    def __init__(self, given: dict[str, Any], defaults: dict[str, Any]) -> None:
         self.given, self.defaults = given, defaults
         self.used: set[str] = set()
 
@@ -209,7 +204,7 @@ def _step(raw: dict[str, Any], name: str, bindings: _Bindings, notes: list[str])
     step = Step(
         name=name, task_type=task_type,
         prompt=_text(get("prompt"), "prompt", name),
-        classes=_classes(get("classes"), name),
+        classes=parse_classes(get("classes"), name),
         output_structure=_structure(get("output_structure"), name),
         model_version=version,
         max_tokens=_number(get("max_tokens"), "max_tokens", name, int, 1, None),
@@ -245,39 +240,17 @@ def _secret(value: Any, step: str) -> str | None:
     raise UsageError(f"step {step!r}: api_key must be text")  # the value is never shown
 
 
-def _classes(value: Any, step: str) -> list[str] | None:
-    """A JSON list, or (from --input or written as text) a comma list or JSON list."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        value = _json_or_none(text) if text.startswith("[") else None
-        if value is None:
-            value = [c.strip() for c in text.split(",") if c.strip()]
-    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
-        raise UsageError(f"step {step!r}: classes must be a list of names (a comma list or "
-                         "a JSON list when given with --input)")
-    return list(dict.fromkeys(c.strip() for c in value))  # order kept, duplicates once
-
-
 def _structure(value: Any, step: str) -> dict[str, str] | None:
     """KEY -> description; from --input as a JSON object."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = _json_or_none(value)
+        value = json_or_none(value)
     if not isinstance(value, dict) or not value or not all(isinstance(k, str) and k.strip()
                                                            for k in value):
         raise UsageError(f"step {step!r}: output_structure must be a JSON object of "
                          "KEY: description")
     return {k.strip(): "" if v is None else str(v) for k, v in value.items()}
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 def _number(value: Any, key: str, step: str, kind: type, low: float, high: float | None) -> Any:

@@ -40,7 +40,6 @@ RunnerFactory = Callable[..., TaskRunner]  # Runner's keywords -> a runner (Robo
 @dataclass
 class DryRun:
     """What a run would send: the routes, each request, how many are cached, the cost."""
-
     routes: list[TaskConfig]
     requests: list[JSONObject] = field(default_factory=list)
     cached: int = 0
@@ -218,8 +217,6 @@ class Session:
         ``run_one(runner, source)`` may wrap each image (the CLI streams a single answer
         onto the terminal through it). Raises what ``llamavis.run.batch.run_batch`` raises.
         """
-        from llamavis.run.batch import run_batch
-
         cfg = self.config(args)
         runner = self.runner(cfg)
 
@@ -228,15 +225,24 @@ class Session:
                 return await run_one(runner, source)
             return await runner.run(source)
 
-        o = self.options
-        return await run_batch(
+        return await self.batch(
             sources, one, concurrency=self.concurrency(cfg), on_result=on_result,
-            ordered=o.ordered if ordered is None else ordered, max_cost=o.max_cost,
-            on_progress=on_progress, total=total, task=cfg.task,
+            ordered=ordered, on_progress=on_progress, total=total, task=cfg.task,
             # past --max-cost a cached answer is still given: it costs nothing
             cached=runner.cached if self.cache is not None else None,
             grace=grace, on_interrupt=on_interrupt,  # Ctrl-C: keep the answers in flight
         )
+
+    async def batch(self, sources: Iterable[Source], one: Callable[[Source], Awaitable[Result]],
+                    *, concurrency: int, task: str, ordered: bool | None = None,
+                    **kwargs: Any) -> BatchSummary:
+        """``one`` over every source, with --ordered and --max-cost (run_batch's ``kwargs``)."""
+        from llamavis.run.batch import run_batch
+
+        o = self.options
+        return await run_batch(sources, one, concurrency=concurrency, task=task,
+                               ordered=o.ordered if ordered is None else ordered,
+                               max_cost=o.max_cost, **kwargs)
 
     async def dry_run(self, args: TaskArgs, sources: Iterable[Source], *,
                       on_error: Callable[[str, LlamavisError], None]) -> DryRun:

@@ -1,12 +1,15 @@
-"""Where ``llamavis roboflow`` writes each image's steps as the image finishes.
+"""Where ``llamavis roboflow`` writes each image's outputs as the image finishes.
 
-``--json`` / ``--jsonl``: the per-image object (``roboflow_run.record``). Otherwise one
-``PATH<TAB>STEP<TAB>ANSWER`` line per image per successful step; failures go to stderr,
-one line per distinct error of an image.
+A workflow's declared outputs: ``--json`` / ``--jsonl`` give one object per image keyed by
+output name, in input order, as Roboflow's engine returns them; otherwise one
+``PATH<TAB>OUTPUT<TAB>VALUE`` line per output. ``--steps`` (or nothing declared): the
+per-image object (``roboflow_run.record``), or ``PATH<TAB>STEP<TAB>ANSWER`` lines.
+Failures go to stderr, one line per distinct error of an image.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import IO, Any, cast
@@ -18,7 +21,8 @@ from llamavis.cli.output.writers import (
     answer_text,
     tsv_escape,
 )
-from llamavis.roboflow.run import TASK, record
+from llamavis.roboflow.graph import Graph
+from llamavis.roboflow.run import TASK, declared, record
 from llamavis.roboflow.workflow import Step
 from llamavis.types import Result
 
@@ -26,8 +30,9 @@ from llamavis.types import Result
 class Sink:
     """Writes each finished image where the options say, as soon as it finishes."""
 
-    def __init__(self, steps: list[Step], opts: dict[str, Any], *, single: bool) -> None:
-        self.steps = steps
+    def __init__(self, steps: list[Step], opts: dict[str, Any], *, single: bool,
+                 graph: Graph | None = None) -> None:
+        self.steps, self.graph = steps, graph
         self.progress_bar: render.Progress | None = None
         self.show_progress = (not single and render.is_tty(sys.stderr)
                               and os.environ.get("TERM") != "dumb")
@@ -37,11 +42,15 @@ class Sink:
         if opts.get("jsonl"):
             self.writer = JsonlWriter(self.stdout)
         elif opts.get("json_out"):
-            self.writer = JsonArrayWriter(self.stdout, single=single)
+            # declared outputs are always a list, one object per image, as Roboflow returns them
+            self.writer = JsonArrayWriter(self.stdout, single=single and graph is None)
 
     def write(self, result: Result) -> None:
         doc = record(result, self.steps)
         self._report_errors(result.image, doc)
+        if self.graph is not None:
+            self._write_outputs(result, self.graph)
+            return
         if self.writer is not None:
             self.writer.write(doc)
             return
@@ -51,6 +60,19 @@ class Sink:
                 text = answer_text(Result(image=result.image, task=TASK, output=item["parsed"]))
                 self.stdout.write(f"{tsv_escape(result.image)}\t{tsv_escape(step.name)}\t"
                                   f"{tsv_escape(text)}\n")
+        self.stdout.flush()
+
+    def _write_outputs(self, result: Result, graph: Graph) -> None:
+        outputs = declared(result, graph)
+        if not any(doc["error"] for doc in record(result, self.steps).values()
+                   if isinstance(doc, dict)) and result.error is not None:
+            render.error_line(result.image, result.error)  # a formatter block's, not a step's
+        if self.writer is not None:
+            self.writer.write(outputs)
+            return
+        for name, value in outputs.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            self.stdout.write(f"{tsv_escape(result.image)}\t{tsv_escape(name)}\t{tsv_escape(text)}\n")
         self.stdout.flush()
 
     def _report_errors(self, image: str, doc: dict[str, Any]) -> None:
