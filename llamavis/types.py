@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llamavis.urls import shown
+from llamavis.urls import scrubbed, shown
 
 # Defaults written once: the command line, the API, the config and the clients all use these.
 DEFAULT_TIMEOUT_S = 120.0  # seconds allowed for one request
@@ -161,7 +161,7 @@ class Result:
             "attempts": self.attempts,
             "cached": self.cached,
             "elapsed_s": round(self.elapsed_s, 3),
-            "error": self.error,
+            "error": _scrubbed_error(self.error),
         }
         if self.confidence is not None:
             d["confidence"] = self.confidence
@@ -172,3 +172,10 @@ class Result:
         if self.tiles is not None:
             d["tiles"] = self.tiles
         return d
+
+
+def _scrubbed_error(error: Any) -> Any:
+    """An error dict with any URL in its message shown as llamavis shows URLs."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return {**error, "message": scrubbed(error["message"])}
+    return error

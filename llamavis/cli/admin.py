@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from llamavis.urls import shown
+
 keys_app = typer.Typer(
     help="Manage stored API keys (never printed).\n\nExample:  llamavis keys set openrouter",
     no_args_is_help=True,
@@ -52,7 +54,7 @@ def providers(json_out: JsonFlag = False) -> None:
             endpoint = f"({exc.hint})" if exc.hint else spec.base_url
         row: dict[str, Any] = {
             "provider": spec.name,
-            "base_url": endpoint,
+            "base_url": shown(endpoint),  # never a password or key from LLAMAVIS_BASE_URL
             "key_env": " or ".join(spec.key_envs) or "-",
             "key": f"set ({source})" if source else ("not needed" if not spec.key_required else "not set"),
             "json_mode": spec.json_mode or "prompt only",

@@ -30,6 +30,7 @@ from llamavis.errors import (
     ProviderTimeout,
     UsageError,
 )
+from llamavis.urls import scrubbed, shown
 
 VERDICTS = ("live", "dead", "blocked", "not_configured", "unreachable", "unknown")
 PROBE_TOKENS = 40
@@ -48,7 +49,7 @@ class Verdict:
     latency_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "detail": scrubbed(self.detail)}  # never a URL's password
 
 
 @dataclass
@@ -275,6 +276,6 @@ async def served_models(spec: Any, base_url: str | None, api_key: str | None,
     for item in items:
         model_id = str(item.get("id") or "")
         family = next((p.title for p in PROFILES if p.pattern.search(model_id)), "")
-        rows.append({"provider": spec.name, "base_url": endpoint, "model": model_id,
+        rows.append({"provider": spec.name, "base_url": shown(endpoint), "model": model_id,
                      "llama_3_2_vision": is_llama32_vision(model_id), "family": family})
     return rows

@@ -34,7 +34,9 @@ def silence_stdout() -> None:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(safe_text(line) + "\n")
+    from llamavis.urls import scrubbed
+
+    sys.stderr.write(safe_text(scrubbed(line)) + "\n")  # never a key or password in a URL
     sys.stderr.flush()
 
 
