@@ -73,6 +73,18 @@ def store_key(provider: str, key: str) -> Path:
     """Save a key, creating the keys file with mode 0600 (atomically)."""
     keys = load_keys()
     keys[provider] = key
+    return _save_keys(keys)
+
+
+def delete_key(provider: str) -> Path | None:
+    """Remove a provider's stored key (atomically): the keys file, or None if none was stored."""
+    keys = load_keys()
+    if keys.pop(provider, None) is None:
+        return None
+    return _save_keys(keys)
+
+
+def _save_keys(keys: dict[str, str]) -> Path:
     path = keys_path()
     payload = {"//": _NOTE, **dict(sorted(keys.items()))}
     try:
