@@ -144,17 +144,35 @@ class ChatClient:
         grammars), the request goes again without it and so do later ones: the prompt and
         the caller's own validation still hold the answer to the schema.
         """
+        sent = 0
+
+        async def once(body: JSONObject) -> Completion:
+            nonlocal sent
+            sent += 1
+            return await self._attempt(body, on_delta)
+
+        try:
+            completion = await self._json_mode_or_not(payload, once, on_retry)
+        except LlamavisError as exc:
+            exc.requests = max(1, sent)  # what the image cost: every request sent for it
+            raise
+        completion.requests = sent
+        return completion
+
+    async def _json_mode_or_not(self, payload: JSONObject,
+                                once: Callable[[JSONObject], Awaitable[Completion]],
+                                on_retry: Callable[[str], None] | None) -> Completion:
         if self.json_mode_refusal is not None:
             payload = without_json_mode(payload)
         try:
-            return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
+            return await self._run(lambda: once(payload), on_retry)
         except ProviderError as exc:
             if "response_format" not in payload or not refuses_json_mode(exc):
                 raise
             self.json_mode_refusal = exc.message
         self._log("the endpoint refused response_format; validating prompt-only JSON instead")
         plain = without_json_mode(payload)
-        return await self._run(lambda: self._attempt(plain, on_delta), on_retry)
+        return await self._run(lambda: once(plain), on_retry)
 
     async def agree(self, model_id: str) -> str:
         """Accept the model's licence (Cloudflare's Meta licence); only Workers AI has one."""
