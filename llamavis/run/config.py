@@ -193,6 +193,7 @@ def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = Tru
     class_list = split_classes(args.classes)
     task_spec = taskspecs.get(args.task)
     task_spec.check_inputs(class_list, args.schema)
+    from llamavis.tasks.budget import answer_tokens
     from llamavis.tasks.schemas import load_schema
 
     # The API takes what --schema takes: a dict, a file path, inline JSON or concise text.
@@ -208,7 +209,9 @@ def build_config(args: TaskArgs, options: RunOptions, *, require_key: bool = Tru
         route = resolve_route(options.provider, options.model, options.base_url,
                               options.api_key, require_key=require_key)
     params = GenParams(
-        max_tokens=_first(options.max_tokens, tpl.defaults.max_tokens or 1024),
+        # a class is spelled back whole: classify's budget grows with the longest class
+        max_tokens=_first(options.max_tokens, answer_tokens(
+            args.task, class_list, tpl.defaults.max_tokens or 1024)),
         temperature=_first(options.temperature, tpl.defaults.temperature),
         seed=options.seed,
         top_p=tpl.defaults.top_p,
