@@ -89,3 +89,11 @@ def test_providers_masks_a_credential_in_llamavis_base_url():
                     env={"LLAMAVIS_BASE_URL": "http://user:secret@127.0.0.1:9/v1?key=SECRET-K"})
     assert proc.returncode == 0, proc.stderr
     assert leaks(proc) == []
+
+
+def test_roboflow_print_commands_masks_the_base_url():
+    workflow = str(EXAMPLES / "roboflow_workflow.json")
+    proc = llamavis("roboflow", workflow, IMAGE, "--print-commands",
+                    "--base-url", credentialed(9))
+    assert proc.returncode == 0, proc.stderr
+    assert "user:***@127.0.0.1:9" in proc.stdout and leaks(proc) == []
