@@ -75,3 +75,16 @@ def test_an_all_cached_run_without_a_price_reports_0_dollars():
     assert len(server.requests) == 1  # the second image is a byte-identical copy
     assert proc.returncode == 0, proc.stderr
     assert "$0.000000" in proc.stderr and "cost unknown" not in proc.stderr
+
+
+def test_retries_on_a_route_that_then_fails_over_are_counted_too():
+    busy = Reply(status=503, body="overloaded", headers=NOW)
+    with FakeServer([busy] * 3) as openrouter, FakeServer("A ball.") as deepinfra:
+        proc = llamavis("caption", IMAGE, "-P", "openrouter", "--base-url", openrouter.url,
+                        "--fallback", "deepinfra", "--json", "--no-cache", "--max-retries", "2",
+                        env={"OPENROUTER_API_KEY": "sk-or-test", "DEEPINFRA_API_KEY": "di-test",
+                             "LLAMAVIS_DEEPINFRA_BASE_URL": deepinfra.url})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["output"] == "A ball." and doc["provider"] == "deepinfra"
+    assert doc["attempts"] == len(openrouter.requests) + len(deepinfra.requests) == 4
