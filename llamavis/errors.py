@@ -44,6 +44,7 @@ class LlamavisError(Exception):
     retryable: bool = False
     # What the image cost before this error: set by the re-ask ladder (structured.resolve).
     attempts: int = 0
+    requests: int = 1  # requests the failing call sent (its retries included): set by the client
     usage: Any = None  # llamavis.types.Usage
     raw: str | None = None
 

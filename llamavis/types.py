@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llamavis.urls import shown
+from llamavis.urls import scrubbed, shown
 
 # Defaults written once: the command line, the API, the config and the clients all use these.
 DEFAULT_TIMEOUT_S = 120.0  # seconds allowed for one request
@@ -88,6 +88,7 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     id: str | None = None
+    requests: int = 1  # requests sent for this answer, transient-failure retries included
 
 
 @dataclass
@@ -126,6 +127,8 @@ class Result:
     confidence: float | None = None
     truncated: bool = False
     captions: list[str] | None = None  # --captions N: each answer, in seed order
+    # A cached answer: what it cost when it was first asked (``usage`` is then 0, $0).
+    cached_usage: Usage | None = None
     tiles: list[dict[str, Any]] | None = None  # ocr --tiles: each tile's box, text and usage
     # The request's identity (image bytes + how it is asked: Runner.cache_key); never in
     # to_dict: --output-dir records it beside a sidecar to know the sidecar is this answer's.
@@ -147,6 +150,7 @@ class Result:
             elapsed_s=float(d.get("elapsed_s") or 0.0), error=d.get("error"),
             confidence=d.get("confidence"), truncated=bool(d.get("truncated")),
             captions=d.get("captions"), tiles=d.get("tiles"),
+            cached_usage=Usage.from_dict(d["cached_usage"]) if d.get("cached_usage") else None,
         )
 
     def to_dict(self) -> JSONObject:
@@ -161,14 +165,23 @@ class Result:
             "attempts": self.attempts,
             "cached": self.cached,
             "elapsed_s": round(self.elapsed_s, 3),
-            "error": self.error,
+            "error": _scrubbed_error(self.error),
         }
         if self.confidence is not None:
             d["confidence"] = self.confidence
         if self.truncated:
             d["truncated"] = True
+        if self.cached_usage is not None:
+            d["cached_usage"] = self.cached_usage.to_dict()
         if self.captions is not None:
             d["captions"] = self.captions
         if self.tiles is not None:
             d["tiles"] = self.tiles
         return d
+
+
+def _scrubbed_error(error: Any) -> Any:
+    """An error dict with any URL in its message shown as llamavis shows URLs."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return {**error, "message": scrubbed(error["message"])}
+    return error

@@ -40,6 +40,7 @@ from llamavis.errors import (
     UsageError,
 )
 from llamavis.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Completion, JSONObject
+from llamavis.urls import scrubbed, shown
 
 __all__ = ["ChatClient", "build_payload", "checked_base_url", "redact_payload"]
 
@@ -90,7 +91,7 @@ class ChatClient:
         self.json_mode_refusal: str | None = None  # what the endpoint said refusing it
 
     def __repr__(self) -> str:
-        return f"ChatClient(provider={self.spec.name!r}, base_url={self.base_url!r})"
+        return f"ChatClient(provider={self.spec.name!r}, base_url={shown(self.base_url)!r})"
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -143,17 +144,35 @@ class ChatClient:
         grammars), the request goes again without it and so do later ones: the prompt and
         the caller's own validation still hold the answer to the schema.
         """
+        sent = 0
+
+        async def once(body: JSONObject) -> Completion:
+            nonlocal sent
+            sent += 1
+            return await self._attempt(body, on_delta)
+
+        try:
+            completion = await self._json_mode_or_not(payload, once, on_retry)
+        except LlamavisError as exc:
+            exc.requests = max(1, sent)  # what the image cost: every request sent for it
+            raise
+        completion.requests = sent
+        return completion
+
+    async def _json_mode_or_not(self, payload: JSONObject,
+                                once: Callable[[JSONObject], Awaitable[Completion]],
+                                on_retry: Callable[[str], None] | None) -> Completion:
         if self.json_mode_refusal is not None:
             payload = without_json_mode(payload)
         try:
-            return await self._run(lambda: self._attempt(payload, on_delta), on_retry)
+            return await self._run(lambda: once(payload), on_retry)
         except ProviderError as exc:
             if "response_format" not in payload or not refuses_json_mode(exc):
                 raise
             self.json_mode_refusal = exc.message
         self._log("the endpoint refused response_format; validating prompt-only JSON instead")
         plain = without_json_mode(payload)
-        return await self._run(lambda: self._attempt(plain, on_delta), on_retry)
+        return await self._run(lambda: once(plain), on_retry)
 
     async def agree(self, model_id: str) -> str:
         """Accept the model's licence (Cloudflare's Meta licence); only Workers AI has one."""
@@ -176,7 +195,7 @@ class ChatClient:
         def retried(n: int, exc: LlamavisError, wait: float) -> None:
             self._log(f"retry {n}/{self.max_retries} in {wait:.2f} s after: {self._scrub(exc)}")
             if on_retry is not None:
-                on_retry(str(exc))
+                on_retry(scrubbed(str(exc)))
 
         try:
             return await retrying(attempt, self.policy, sleep=self._sleep, on_retry=retried)
@@ -352,14 +371,14 @@ class ChatClient:
 
     def _scrub(self, exc: LlamavisError) -> LlamavisError:
         """Blank the key out of an error's message and hint, should a server echo it."""
-        exc.message = self._redact_text(exc.message)
-        exc.hint = self._redact_text(exc.hint) if exc.hint else exc.hint
+        exc.message = scrubbed(self._redact_text(exc.message))
+        exc.hint = scrubbed(self._redact_text(exc.hint)) if exc.hint else exc.hint
         exc.args = (exc.message,)
         return exc
 
     def _log(self, line: str) -> None:
         if self._debug is not None:
-            self._debug(line)
+            self._debug(scrubbed(line))
 
     def _log_body(self, body: bytes) -> None:
         if self._debug is not None:
@@ -397,7 +416,7 @@ def checked_base_url(url: str) -> str:
     except (httpx.InvalidURL, TypeError):
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f"bad base URL {url!r}", hint="it should look like https://host/v1")
+        raise UsageError(f"bad base URL {shown(url)!r}", hint="it should look like https://host/v1")
     return url.strip().rstrip("/")
 
 

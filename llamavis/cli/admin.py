@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from llamavis.urls import shown
+
 keys_app = typer.Typer(
     help="Manage stored API keys (never printed).\n\nExample:  llamavis keys set openrouter",
     no_args_is_help=True,
@@ -52,7 +54,7 @@ def providers(json_out: JsonFlag = False) -> None:
             endpoint = f"({exc.hint})" if exc.hint else spec.base_url
         row: dict[str, Any] = {
             "provider": spec.name,
-            "base_url": endpoint,
+            "base_url": shown(endpoint),  # never a password or key from LLAMAVIS_BASE_URL
             "key_env": " or ".join(spec.key_envs) or "-",
             "key": f"set ({source})" if source else ("not needed" if not spec.key_required else "not set"),
             "json_mode": spec.json_mode or "prompt only",
@@ -125,11 +127,33 @@ def keys_set(
             key = typer.prompt(f"API key for {spec.name}", hide_input=True)
         else:
             key = sys.stdin.readline()
-    key = (key or "").strip()
+    key = (key or "").strip()  # a pasted key often carries a newline or a space
     if not key:
         raise UsageError("no key given: type it at the prompt or pipe it on stdin")
+    if any(c.isspace() for c in key):
+        raise UsageError(f"the {spec.name} key has whitespace inside it: an API key never does",
+                         hint="paste the key alone (one line, no spaces)")
     path = store_key(spec.name, key)
     sys.stderr.write(f"llamavis: stored the {spec.name} key in {path}\n")
+
+
+@keys_app.command("delete")
+def keys_delete(
+    provider: Annotated[str, typer.Argument(help="The provider whose stored key to delete.")],
+) -> None:
+    """Delete a provider's key from the keys file (a key in the environment is untouched).
+
+    Example:  llamavis keys delete openrouter
+    """
+    from llamavis.backends.providers import get_provider
+    from llamavis.store.paths import delete_key
+
+    spec = get_provider(provider)
+    path = delete_key(spec.name)
+    if path is None:
+        sys.stderr.write(f"llamavis: no {spec.name} key is stored: nothing to delete\n")
+        return
+    sys.stderr.write(f"llamavis: deleted the {spec.name} key from {path}\n")
 
 
 @keys_app.command("list")

@@ -61,4 +61,6 @@ def _confirmed(name: str) -> bool:
 
 
 def _say(line: str) -> None:
-    sys.stderr.write(f"llamavis: {line}\n")
+    from llamavis.urls import scrubbed
+
+    sys.stderr.write(f"llamavis: {scrubbed(line)}\n")  # a server's answer may quote a URL

@@ -27,6 +27,7 @@ from llamavis.run.options import TaskArgs
 from llamavis.run.protocol import Source, TaskRunner
 from llamavis.run.session import DryRun, Session
 from llamavis.types import Result
+from llamavis.urls import shown
 
 __all__ = ["execute", "parse_vars", "show_schema"]
 
@@ -250,12 +251,19 @@ def dry_run_doc(plan: DryRun) -> dict[str, Any]:
     first, cost = plan.routes[0], plan.cost_usd
     return {
         "provider": first.provider.name, "model": first.model_id,
-        "routes": [{"provider": c.provider.name, "model": c.model_id, "base_url": c.base_url}
+        "routes": [{"provider": c.provider.name, "model": c.model_id, "base_url": shown(c.base_url)}
                    for c in plan.routes],
         "request_count": len(plan.requests), "cached_count": plan.cached,
         "estimated_cost_usd": None if cost is None else round(cost, 8),
-        "requests": plan.requests,
+        "requests": [_shown_request(r) for r in plan.requests],
     }
+
+
+def _shown_request(request: Any) -> Any:
+    """A dry run's request as shown: never a password or a key in its URL."""
+    if isinstance(request, dict) and isinstance(request.get("url"), str):
+        return {**request, "url": shown(request["url"])}
+    return request
 
 
 def show_schema(task: str, params: dict[str, Any]) -> int:

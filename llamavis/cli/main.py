@@ -69,8 +69,9 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def _fail(message: str, code: int) -> int:
     from llamavis.cli.output.render import one_line
+    from llamavis.urls import scrubbed
 
-    sys.stderr.write(f"llamavis: error: {one_line(message)}\n")
+    sys.stderr.write(f"llamavis: error: {scrubbed(one_line(message))}\n")
     return code
 
 
@@ -127,8 +128,10 @@ def _reopen_closed_streams() -> None:
 def _traceback() -> None:
     import traceback
 
-    # Never with local variables: a key may be one of them.
-    traceback.print_exc(file=sys.stderr)
+    from llamavis.urls import scrubbed
+
+    # Never with local variables: a key may be one of them; never a URL's password.
+    sys.stderr.write(scrubbed(traceback.format_exc()))
 
 
 def _flush() -> None:

@@ -27,6 +27,7 @@ from llamavis.errors import (
     UsageError,
 )
 from llamavis.providers.facts import status
+from llamavis.urls import scrubbed, shown
 
 if TYPE_CHECKING:
     import httpx
@@ -67,7 +68,7 @@ class Verdict:
             self.known, self.checked, self.age_days = facts.short(), facts.checked, facts.age_days()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "detail": scrubbed(self.detail)}  # never a URL's password
 
 
 @dataclass
@@ -296,6 +297,6 @@ async def served_models(spec: ProviderSpec, base_url: str | None, api_key: str |
     for item in items:
         model_id = str(item.get("id") or "")
         family = next((p.title for p in PROFILES if p.pattern.search(model_id)), "")
-        rows.append({"provider": spec.name, "base_url": endpoint, "model": model_id,
+        rows.append({"provider": spec.name, "base_url": shown(endpoint), "model": model_id,
                      "llama_3_2_vision": is_llama32_vision(model_id), "family": family})
     return rows

@@ -24,6 +24,7 @@ from llamavis.roboflow.workflow import (
     Workflow,
 )
 from llamavis.run.options import RunOptions, TaskArgs
+from llamavis.urls import shown
 
 
 def chosen_provider(opts: Mapping[str, Any]) -> str | None:
@@ -176,6 +177,6 @@ def _route_args(step: Step, provider: str, opts: dict[str, Any]) -> list[str]:
     if opts.get("concurrency") or step.concurrency:
         args += ["-j", str(concurrency(step, opts))]
     for name, flag in (("base_url", "--base-url"), ("seed", "--seed"), ("fallback", "--fallback")):
-        if opts.get(name) is not None:
-            args += [flag, str(opts[name])]
+        if opts.get(name) is not None:  # a URL's password or key is never printed
+            args += [flag, shown(str(opts[name])) if name == "base_url" else str(opts[name])]
     return args

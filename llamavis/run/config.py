@@ -123,6 +123,7 @@ def build_config(args: TaskArgs, options: RunOptions, route: Callable[[], Route]
     class_list = split_classes(args.classes)
     task_spec = taskspecs.get(args.task)
     task_spec.check_inputs(class_list, args.schema)
+    from llamavis.tasks.budget import answer_tokens
     from llamavis.tasks.schemas import load_schema
 
     # The API takes what --schema takes: a dict, a file path, inline JSON or concise text.
@@ -136,7 +137,9 @@ def build_config(args: TaskArgs, options: RunOptions, route: Callable[[], Route]
         schema=json_schema, extra=dict(options.variables)))
     chosen = route()
     params = GenParams(
-        max_tokens=_first(options.max_tokens, tpl.defaults.max_tokens or 1024),
+        # a class is spelled back whole: classify's budget grows with the longest class
+        max_tokens=_first(options.max_tokens, answer_tokens(
+            args.task, class_list, tpl.defaults.max_tokens or 1024)),
         temperature=_first(options.temperature, tpl.defaults.temperature),
         seed=options.seed,
         top_p=tpl.defaults.top_p,

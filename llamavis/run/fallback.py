@@ -99,6 +99,8 @@ class _GuardedClient:
             why = route_failure(exc)
             if why is None:
                 raise
+            if spent is not None:  # its retries were requests sent for this image too
+                spent.extend(Usage() for _ in range(exc.requests - 1))
             raise RouteUnavailable(self._route, exc, why) from exc
         if spent is not None:
             spent[-1] = completion.usage or Usage()

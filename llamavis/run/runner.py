@@ -293,8 +293,11 @@ class Runner:
 
     def _from_cache(self, result: Result, hit: Stored, start: float) -> Result:
         """The stored answer under this run's names (the same image may have another path)."""
-        return replace(Result.from_dict(hit), image=result.image, task=result.task,
+        stored = Result.from_dict(hit)
+        first_cost = stored.cached_usage or stored.usage  # kept apart: it is not this run's spend
+        return replace(stored, image=result.image, task=result.task,
                        provider=result.provider, model=result.model, attempts=0, cached=True,
+                       usage=Usage(cost_usd=0.0), cached_usage=first_cost,
                        error=None, elapsed_s=self.clock() - start, fingerprint=result.fingerprint)
 
     def _shared(self, result: Result, first: Result, start: float) -> Result:

@@ -15,6 +15,7 @@ from typing import Any
 
 from llamavis.errors import ConfigError
 from llamavis.store.cache import SCHEMA, default_path
+from llamavis.store.paths import private_store
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def _size(path: Path) -> int:
 
 def _open(path: Path) -> sqlite3.Connection:
     """A connection for the cache command; any database fault is one ConfigError."""
+    private_store(path)
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
         conn.execute(SCHEMA)

@@ -228,7 +228,7 @@ class ResultCache:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        config.private_store(self.path)  # 0700 folder, 0600 files: answers about private images
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -241,6 +241,7 @@ class ResultCache:
         except BaseException:
             conn.close()
             raise
+        config.private_store(self.path)  # the -wal and -shm WAL mode has just made
         self._conn = conn
         return conn
 

@@ -73,6 +73,18 @@ def store_key(provider: str, key: str) -> Path:
     """Save a key, creating the keys file with mode 0600 (atomically)."""
     keys = load_keys()
     keys[provider] = key
+    return _save_keys(keys)
+
+
+def delete_key(provider: str) -> Path | None:
+    """Remove a provider's stored key (atomically): the keys file, or None if none was stored."""
+    keys = load_keys()
+    if keys.pop(provider, None) is None:
+        return None
+    return _save_keys(keys)
+
+
+def _save_keys(keys: dict[str, str]) -> Path:
     path = keys_path()
     payload = {"//": _NOTE, **dict(sorted(keys.items()))}
     try:
@@ -95,3 +107,31 @@ def _write_private(path: Path, text: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     os.chmod(path, 0o600)
+
+
+def private_store(path: Path) -> None:
+    """Make ``path``'s folder 0700 and the SQLite store (with its -wal and -shm) 0600 before
+    anything is written: the cache holds OCR text and answers about private images.
+
+    An existing folder is tightened too, unless it is a shared one (sticky, like /tmp) or
+    not ours; a file that cannot be changed is left as it is (the cache never fails a run).
+    """
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(folder, 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # sqlite opens it as it is
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        _tighten(file, 0o600)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        info = path.stat()
+        owner = os.getuid() if hasattr(os, "getuid") else info.st_uid
+        if info.st_mode & 0o1000 or info.st_uid != owner:
+            return  # a shared folder such as /tmp, or someone else's: not ours to change
+        if info.st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+    except (FileNotFoundError, PermissionError):
+        return

@@ -327,7 +327,7 @@ class Resolution:
     value: Any
     raw: str  # the model's last text
     usage: Usage
-    attempts: int  # answers asked for, re-asks included
+    attempts: int  # requests sent: re-asks and transient-failure retries included
     confidence: float | None = None
     truncated: bool = False  # the last answer stopped at the token limit (text tasks only)
     repaired: bool = False  # the value came from local repair of the last text
@@ -362,35 +362,36 @@ async def resolve(
     """Ask, check, and re-ask at most ``max_retries`` times; a valid answer or an error.
 
     This is the one place attempts and usage are counted: the Resolution carries them, and
-    so does any error raised (``attempts``: the requests sent, the failed one included;
-    ``usage``: every answer paid for).
+    so does any error raised (``attempts``: every request sent, the failed ones and the
+    client's retries included; ``usage``: every answer paid for).
     """
     if max_retries < 0:
         raise UsageError("--max-retries must be 0 or more")
-    usage, attempts, request = Usage(), 0, messages
+    usage, attempts, sent, request = Usage(), 0, 0, messages
     while True:
         try:
             completion = await ask(request)
         except LlamavisError as exc:
-            _charge(exc, attempts + 1, usage)
+            _charge(exc, sent + max(1, exc.requests), usage)
             raise
-        attempts += 1
+        attempts += 1  # answers: what --max-retries bounds
+        sent += max(1, completion.requests)
         usage = usage + (completion.usage or Usage())
         text = completion.text or ""
         truncated = completion.finish_reason == "length"
         check = spec.check(text, truncated=truncated)
         if check.ok:
-            return Resolution(check.value, text, usage, attempts, check.confidence,
+            return Resolution(check.value, text, usage, sent, check.confidence,
                               truncated, check.repaired)
         if check.refused:
             raise RefusedError(f"the model declined to answer: {_snippet(text)}", raw=text,
-                               attempts=attempts, usage=usage,
+                               attempts=sent, usage=usage,
                                hint="rephrase the request, or try another model or provider")
         if attempts > max_retries:
             plural = "s" if attempts != 1 else ""
             raise InvalidOutputError(
                 f"no valid answer after {attempts} attempt{plural}: {'; '.join(check.errors[:3])}",
-                raw=text, errors=check.errors, attempts=attempts, usage=usage,
+                raw=text, errors=check.errors, attempts=sent, usage=usage,
                 hint="raise --max-retries, simplify the classes or schema, or try -m 90b")
         if on_retry is not None:
             on_retry(attempts, check)

@@ -5,6 +5,12 @@ once. A finished Markdown block (up to a blank line) is printed as soon as the n
 starts, and a block taller than the screen has its top lines printed as they scroll past
 the live area. Redrawing only what fits on the screen is what keeps a long answer from
 flickering or repeating lines. Imported only when a terminal shows an answer.
+
+One thread draws: rich's auto-refresh thread is off, and the spinner is ticked from the
+event loop. With it on, a refresh could land between the moment a ``console.print`` above
+the live area computed how far up to move the cursor (rich takes its lock only for that)
+and the moment it wrote: the live area had grown meanwhile, its top line was not erased,
+and a streamed line showed twice on a short terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from llamavis.cli.output.term import answer_renderable, is_tty, safe_text
 
 _LIST_ITEM = re.compile(r"\s|[-*+]\s|\d+[.)]\s")
 _FRAME_S = 1 / 20  # re-render a long block at most 20 times a second
+_SPIN_S = 1 / 12  # the spinner's frame rate while no text has come
 
 
 class Lines:
@@ -68,15 +75,17 @@ class LiveAnswer:
         self.streamed = False
         self._last_frame = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._spin: asyncio.TimerHandle | None = None
 
     def __enter__(self) -> LiveAnswer:
         from rich.live import Live
         from rich.spinner import Spinner
 
         self.live = Live(Spinner("dots", text="asking Llama 3.2 Vision…"), console=self.console,
-                         transient=True, refresh_per_second=12, vertical_overflow="ellipsis",
+                         transient=True, auto_refresh=False, vertical_overflow="ellipsis",
                          redirect_stderr=is_tty(sys.stderr))  # notes go above the live area
         self.live.__enter__()
+        self._spin_soon()
         return self
 
     def delta(self, piece: str) -> None:
@@ -86,9 +95,10 @@ class LiveAnswer:
         if not self.text.strip():
             return
         self.streamed = True
+        self._stop_spinning()
         wait = self._last_frame + _FRAME_S - time.monotonic()
         if first or wait <= 0:
-            self._frame(refresh=first)
+            self._frame()
         elif self._timer is None:
             try:
                 self._timer = asyncio.get_running_loop().call_later(wait, self._frame)
@@ -104,6 +114,7 @@ class LiveAnswer:
         from rich.spinner import Spinner
 
         self.live.update(Spinner("dots", text="asking again…"), refresh=True)
+        self._spin_soon()
 
     def fail(self) -> None:
         """The answer ended in an error: what is still live goes; what was printed is marked."""
@@ -114,6 +125,7 @@ class LiveAnswer:
 
     def __exit__(self, *exc: object) -> None:
         self._cancel()
+        self._stop_spinning()
         self.live.__exit__(*exc)
         # Print the rest as the finished answer would look; after an error or Ctrl-C too,
         # so that what was on the screen stays there.
@@ -122,7 +134,7 @@ class LiveAnswer:
 
     # -- drawing ----------------------------------------------------------------
 
-    def _frame(self, refresh: bool = False) -> None:
+    def _frame(self) -> None:
         self._timer = None
         self._last_frame = time.monotonic()
         tail = self.text[self.base:]
@@ -136,7 +148,7 @@ class LiveAnswer:
         if len(lines) - self.kept > room:  # the top of the block scrolls off: print it for good
             self._keep(lines[self.kept:len(lines) - room])
             self.kept, gap = len(lines) - room, []
-        self.live.update(Lines(gap + lines[self.kept:]), refresh=refresh)
+        self.live.update(Lines(gap + lines[self.kept:]), refresh=True)  # we draw: no thread does
 
     def _keep(self, lines: list[list[Any]]) -> None:
         """Print lines for good, above the live area (a blank line first between blocks)."""
@@ -159,6 +171,24 @@ class LiveAnswer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _spin_soon(self) -> None:
+        """The spinner's next frame, from the event loop (none without a running loop)."""
+        self._stop_spinning()
+        try:
+            self._spin = asyncio.get_running_loop().call_later(_SPIN_S, self._spin_frame)
+        except RuntimeError:
+            self._spin = None
+
+    def _spin_frame(self) -> None:
+        self._spin = None
+        self.live.refresh()
+        self._spin_soon()
+
+    def _stop_spinning(self) -> None:
+        if self._spin is not None:
+            self._spin.cancel()
+            self._spin = None
 
 
 class PlainAnswer:

@@ -22,7 +22,7 @@ from llamavis.cli.output.term import (
 from llamavis.types import Result
 
 __all__ = [  # the terminal helpers are re-exported: commands import them from here
-    "AboveBar", "Progress", "ResultSink", "SkipNotes", "answer_renderable", "debug_line",
+    "AboveBar", "Progress", "ResultSink", "SkipNotes", "answer_renderable", "cost_text", "debug_line",
     "error_line", "fancy", "is_tty", "note", "one_line", "safe_text", "silence_stdout",
 ]
 
@@ -34,7 +34,9 @@ def silence_stdout() -> None:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(safe_text(line) + "\n")
+    from llamavis.urls import scrubbed
+
+    sys.stderr.write(safe_text(scrubbed(line)) + "\n")  # never a key or password in a URL
     sys.stderr.flush()
 
 
@@ -160,12 +162,23 @@ class ResultSink:
         if not (show_usage or self.show_progress):
             return
         usage = summary.usage
-        cost = "cost unknown" if usage.cost_usd is None else f"${usage.cost_usd:.6f}"
+        cost = cost_text(summary)
         _err(
             f"llamavis: {summary.succeeded} succeeded, {summary.failed} failed, "
             f"{summary.cached} cached · {usage.prompt_tokens:,} in + {usage.completion_tokens:,} "
             f"out tokens · {cost} · {summary.elapsed_s:.1f} s"
         )
+
+
+def cost_text(summary: Any) -> str:
+    """A run's spend for the summary line: answers from the cache cost nothing, so a run
+    that spent no token and took answers from the cache cost $0, not "cost unknown"."""
+    usage = summary.usage
+    if usage.cost_usd is not None:
+        return f"${usage.cost_usd:.6f}"
+    if summary.cached and not (usage.prompt_tokens or usage.completion_tokens):
+        return f"${0:.6f}"
+    return "cost unknown"
 
 
 class AboveBar:

@@ -106,7 +106,7 @@ class Sink:
         if not (show_usage or self.show_progress):
             return
         usage = summary.usage
-        cost = "cost unknown" if usage.cost_usd is None else f"${usage.cost_usd:.6f}"
+        cost = render.cost_text(summary)
         render.note(
             f"{summary.succeeded} image(s) succeeded, {summary.failed} failed, "
             f"{summary.cached} cached · {usage.prompt_tokens:,} in + {usage.completion_tokens:,} "
