@@ -18,17 +18,17 @@ OWN: list[o.Param] = [
     ("inputs", Annotated[list[str] | None, typer.Argument(
         help="The task (classify, multi-classify, ocr, vqa, structured, caption), then "
         "image files or folders.", metavar="TASK IMAGE...", show_default=False)], None),
-    o._opt("labels", Path | None, None, "--labels", panel=EVAL, metavar="FILE",
+    o.option("labels", Path | None, None, "--labels", panel=EVAL, metavar="FILE",
            help="CSV or JSONL keyed by file_name (relative to the image folder): label, "
            "labels (;-separated), text, answer (+ question), or one column per field."),
-    o._opt("routes", str | None, None, "--routes", panel=EVAL, metavar="ROUTE[,ROUTE...]",
+    o.option("routes", str | None, None, "--routes", panel=EVAL, metavar="ROUTE[,ROUTE...]",
            help="Ask the same images on each route (provider or provider:model), each with "
            "its own cache, and print them side by side."),
-    o._opt("html", Path | None, None, "--html", panel=EVAL, metavar="FILE",
+    o.option("html", Path | None, None, "--html", panel=EVAL, metavar="FILE",
            help="Write a page with each image's thumbnail, the gold and every route's answer."),
-    o._opt("smoke", bool, False, "--smoke", panel=EVAL,
+    o.option("smoke", bool, False, "--smoke", panel=EVAL,
            help="Use the built-in labelled set (shapes, text lines, counts): is this route healthy?"),
-    o._opt("ignore_case", bool, False, "--ignore-case", panel=EVAL,
+    o.option("ignore_case", bool, False, "--ignore-case", panel=EVAL,
            help="ocr/caption: compare text ignoring case (whitespace is always collapsed)."),
     o.CLASSES, o.QUESTION, o.FIELD, o.SCHEMA,
 ]
