@@ -4,6 +4,7 @@ request, and PDF/TIFF documents opened into their pages (ocr)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,3 +72,35 @@ def pages(task: str, opts: Invocation, sources: Iterator[Any]) -> Iterator[Any]:
     return docs.expand(sources, dpi=opts.dpi, tiffs=task == "ocr",
                        on_error=lambda src, msg: render.error_line(src, {"kind": "bad_image",
                                                                         "message": msg}))
+
+
+class PagesInOrder:
+    """``write`` for results, holding a document's pages back until the pages before them
+    are written, so a PDF or TIFF reads in page order whichever page finishes first. Other
+    results pass at once; ``flush()`` writes what is still held (a run cut short)."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+        self.pending: dict[str, deque[str]] = {}  # document -> its page names not yet written
+        self.held: dict[str, Any] = {}
+
+    def track(self, sources: Iterator[Any]) -> Iterator[Any]:
+        """``sources`` as they are, noting each page as it is handed to the batch."""
+        for src in sources:
+            if getattr(src, "page", None) is not None:
+                self.pending.setdefault(str(src.path), deque()).append(str(src))
+            yield src
+
+    def __call__(self, result: Any) -> None:
+        doc = next((d for d, names in self.pending.items() if result.image in names), None)
+        if doc is None:
+            self.write(result)
+            return
+        self.held[result.image] = result
+        names = self.pending[doc]
+        while names and names[0] in self.held:
+            self.write(self.held.pop(names.popleft()))
+
+    def flush(self) -> None:
+        for name in list(self.held):
+            self.write(self.held.pop(name))

@@ -164,18 +164,24 @@ async def run_many(session: Session, args: TaskArgs, sources: Iterator[str], *, 
                 live.fail()  # a partial answer on the screen must not pass for the answer
             return result
 
+    from llamavis.cli.dataset import PagesInOrder
+
+    order = PagesInOrder(out.write)  # a document's pages in page order
+    sources = order.track(sources)
     try:
         with every_ctrl_c_cancels():
-            summary = await session.run(args, sources, on_result=out.write,
+            summary = await session.run(args, sources, on_result=order,
                                         on_progress=out.progress, total=total, run_one=run_one,
                                         grace=interrupt_grace(), on_interrupt=_waiting_note)
     except LlamavisError as exc:  # auth failure or interrupt: report what finished, then stop
+        order.flush()
         out.close()
         partial = getattr(exc, "summary", None)
         if partial is not None:
             out.summary(partial, show_usage=opts.usage)
         raise
     finally:
+        order.flush()
         out.close()
         SKIPS.close()
         await session.aclose()

@@ -67,7 +67,8 @@ DATASET_OPTIONS: list[Param] = [
 PAGE_OPTIONS: list[Param] = [
     option("tiles", str | None, None, "--tiles", panel="Task", metavar="auto|N",
          help="Cut each page into tiles of at most 1120 px at full resolution and OCR them "
-         "concurrently: auto (when the page is over 1680 px) or at least N strips."),
+         "concurrently: auto (when shrinking to 1120 px would make its print illegible) or at "
+         "least N strips."),
     option("dpi", int, 300, "--dpi", panel="Task", min=36, max=1200,
          help="Resolution PDF pages are rendered at (extra llamavis[pdf])."),
 ]

@@ -55,7 +55,8 @@ class TiledRunner:
             page = ImageOps.exif_transpose(opened)
             page = page.convert("L" if page.mode in ("1", "L", "I;16", "I") else "RGB")
         box = tiling.content_box(page)
-        if not tiling.wants_tiles(box, self.tiles):
+        line = tiling.line_height(page, box) if self.tiles == "auto" else None
+        if not tiling.wants_tiles(box, self.tiles, line):
             return None
         grid = tiling.plan(box, self.tiles)
         inputs = []
