@@ -29,8 +29,8 @@ def agree(
     """
     from llamavis.backends.client import checked_base_url
     from llamavis.backends.providers import get_provider
-    from llamavis.providers.diagnose import route_of
     from llamavis.providers.licences import agreed_on, licence_for, send_agreement
+    from llamavis.providers.served import route_of
 
     spec = get_provider(provider)
     licence = licence_for(spec.name)

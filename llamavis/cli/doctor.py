@@ -57,13 +57,18 @@ def doctor(
 
         for report in reports:
             write_report(report, sys.stdout)
-    if live and not json_out:
-        note(f"live: {', '.join(live)}; with no -P, `llamavis caption IMAGE` asks the routes "
-             f"you have keys for, live first (-P {live[0]} pins one)")
-    elif not live:
-        note("no route is live: see the details above; `llamavis providers` shows how to set "
-             "one up, `llamavis models` which provider serves which model")
+    if not (live and json_out):  # the live list only beside the table; "none live" always
+        note(_advice(live))
     raise typer.Exit(0 if any_live(verdicts) else 1)
+
+
+def _advice(live: list[str]) -> str:
+    """The one line after the table: what to type next."""
+    if live:
+        return (f"live: {', '.join(live)}; with no -P, `llamavis caption IMAGE` asks the routes "
+                f"you have keys for, live first (-P {live[0]} pins one)")
+    return ("no route is live: see the details above; `llamavis providers` shows how to set "
+            "one up, `llamavis models` which provider serves which model")
 
 
 def _quality(verdicts: list[Any], rows: list[dict[str, Any]], base_url: str | None,

@@ -23,9 +23,10 @@ from typing import Any
 from llamavis.cli.invocation import Invocation, parse_vars
 from llamavis.cli.output import render
 from llamavis.errors import ExitCode, LlamavisError, UsageError
+from llamavis.run.dryrun import DryRun
 from llamavis.run.options import TaskArgs
 from llamavis.run.protocol import Source, TaskRunner
-from llamavis.run.session import DryRun, Session
+from llamavis.run.session import Session
 from llamavis.types import Result
 from llamavis.urls import shown
 
@@ -93,21 +94,7 @@ def execute(task: str, params: dict[str, Any]) -> int:
     if not head:
         raise UsageError("no images found in the given inputs")
     single = len(head) == 1
-    sidecars = None
-    if opts.output_dir:
-        from llamavis.cli.output.writers import SidecarWriter, sidecar_roots
-
-        sidecars = SidecarWriter(Path(opts.output_dir), task=task, overwrite=opts.overwrite,
-                                 roots=sidecar_roots(opts.images or []), on_problem=_kept_note)
-        if not opts.dry_run:
-            sidecars.check_writable()
-        # a dry run counts only what a run would send
-        sources = skip_done(sources, sidecars, lambda src: session.identify(args, src),
-                            ask_anyway=bool(opts.json_out or opts.jsonl))
-    outs = dataset.outputs(opts, sidecars)
-    if outs is not sidecars:  # captions beside the images, a manifest, metadata
-        sidecars = outs
-        sources = dataset.skip_done(sources, outs)
+    sidecars, sources = _outputs(task, opts, session, args, sources)
     if opts.dry_run:
         code = asyncio.run(dry_run(session, args, sources))
         return ExitCode.FAILED if getattr(sidecars, "problems", 0) else code
@@ -124,6 +111,30 @@ def execute(task: str, params: dict[str, Any]) -> int:
         getattr(sidecars, "close", lambda: None)()
     # an answer its caption file or metadata could not take is a failed image
     return max(code, ExitCode.FAILED if getattr(sidecars, "failed", 0) else ExitCode.OK)
+
+
+def _outputs(task: str, opts: Invocation, session: Session, args: TaskArgs,
+             sources: Iterator[str]) -> tuple[Any, Iterator[str]]:
+    """Where answers go besides stdout (--output-dir, captions beside the images, a manifest,
+    metadata), and the sources left once what is already there is skipped."""
+    from llamavis.cli import dataset
+
+    sidecars = None
+    if opts.output_dir:
+        from llamavis.cli.output.writers import SidecarWriter, sidecar_roots
+
+        sidecars = SidecarWriter(Path(opts.output_dir), task=task, overwrite=opts.overwrite,
+                                 roots=sidecar_roots(opts.images or []), on_problem=_kept_note)
+        if not opts.dry_run:
+            sidecars.check_writable()
+        # a dry run counts only what a run would send
+        sources = skip_done(sources, sidecars, lambda src: session.identify(args, src),
+                            ask_anyway=bool(opts.json_out or opts.jsonl))
+    outs = dataset.outputs(opts, sidecars)
+    if outs is not sidecars:  # captions beside the images, a manifest, metadata
+        sidecars = outs
+        sources = dataset.skip_done(sources, outs)
+    return sidecars, sources
 
 
 def skip_done(sources: Iterator[str], sidecars: Any, identify: Any, *,

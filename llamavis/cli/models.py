@@ -41,7 +41,7 @@ def _served(spec: Any, base_url: str | None, api_key: str | None, json_out: bool
     import asyncio  # not on the path of --help
 
     from llamavis.cli.output.render import note
-    from llamavis.providers.diagnose import served_models
+    from llamavis.providers.served import served_models
     rows = asyncio.run(served_models(spec, base_url, api_key))
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from llamavis.errors import (
     ConfigError,
@@ -31,6 +30,7 @@ from llamavis.errors import (
 from llamavis.run.clients import Sleep, open_client
 from llamavis.run.config import TaskConfig
 from llamavis.run.protocol import DeltaHook, ResetHook, Source, TaskRunner
+from llamavis.run.stdin import read_once
 from llamavis.types import Completion, JSONObject, Result, Usage
 
 if TYPE_CHECKING:
@@ -217,25 +217,10 @@ def make_runner(cfg: TaskConfig, routes: Sequence[Route], *, on_note: Note,
         cfg, provider=r.spec, model_id=r.model_id, base_url=r.base_url, api_key=r.api_key))
         for r in routes)]
     # An image given as `-` is read once and handed again to the next route.
-    shared_stdin = cast(BinaryIO, _ReplayedStdin(stdin)) if stdin is not None else None
+    shared_stdin = read_once(stdin)
     for lane in lanes:
         client = open_client(lane.cfg, concurrency=concurrency, debug=debug,
                              transport=transport, sleep=sleep)
         lane.runner = make(lane.cfg, cache=cache, client=_GuardedClient(client, lane),
                            stdin=shared_stdin, concurrency=concurrency, debug=debug)
     return FallbackRunner(lanes, on_note)
-
-
-class _ReplayedStdin:
-    """Standard input read once and handed again to the next route (an image given as `-`)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._data: bytes | None = None
-        self._lock = threading.Lock()
-
-    def read(self, size: int = -1) -> bytes:
-        with self._lock:
-            if self._data is None:
-                self._data = getattr(self._stream, "buffer", self._stream).read(size)
-            return self._data

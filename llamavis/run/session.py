@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llamavis.providers.resolve import Route, RoutePlan
 from llamavis.run.config import TaskConfig
 from llamavis.run.options import RunOptions, TaskArgs
 from llamavis.run.protocol import Source, TaskRunner
-from llamavis.types import JSONObject, Result
+from llamavis.run.stdin import read_once
+from llamavis.types import Result
 
 if TYPE_CHECKING:
     import httpx
@@ -29,22 +29,13 @@ if TYPE_CHECKING:
     from llamavis.errors import LlamavisError
     from llamavis.run.batch import BatchSummary, ProgressEvent
     from llamavis.run.clients import Sleep
+    from llamavis.run.dryrun import DryRun
     from llamavis.store.cache import ResultCache
 
-__all__ = ["DryRun", "RunOptions", "Session", "TaskArgs", "run"]
+__all__ = ["RunOptions", "Session", "TaskArgs", "run"]
 
 RunOne = Callable[[TaskRunner, Source], Awaitable[Result]]
 RunnerFactory = Callable[..., TaskRunner]  # Runner's keywords -> a runner (Roboflow's steps)
-
-
-@dataclass
-class DryRun:
-    """What a run would send: the routes, each request, how many are cached, the cost."""
-    routes: list[TaskConfig]
-    requests: list[JSONObject] = field(default_factory=list)
-    cached: int = 0
-    failed: int = 0
-    cost_usd: float | None = 0.0  # None: no price known for some request
 
 
 class Session:
@@ -69,7 +60,7 @@ class Session:
         self.options = options or RunOptions()
         self.environment = environment  # LLAMAVIS_PROVIDER/_MODEL/_BASE_URL fill what is unset
         # read once, its bytes given to every reader: a sidecar's name needs them too
-        self.stdin = None if stdin is None else cast(BinaryIO, _ReadOnce(stdin))
+        self.stdin = read_once(stdin)
         self.debug, self.on_warning = debug, on_warning
         self.require_key = require_key
         self._sleep, self._transport = sleep, transport
@@ -246,31 +237,14 @@ class Session:
 
     async def dry_run(self, args: TaskArgs, sources: Iterable[Source], *,
                       on_error: Callable[[str, LlamavisError], None]) -> DryRun:
-        """The requests a run would send (the routes it would ask, --fallback's too), how
+        """The requests a run would send (the routes it would ask, fallbacks too), how
         many images the cache answers and the estimated cost; sends nothing."""
-        from llamavis.backends.pricing import estimate_request
-        from llamavis.errors import LlamavisError
+        from llamavis.run.dryrun import plan_requests
 
         cfg = self.config(args)
         runner = self.runner(cfg)
-        plan = DryRun(runner.configs())
-        for source in sources:
-            # (standard input can be read once: "-" is counted as a request)
-            if self.cache is not None and source != "-" and await runner.cached(source):
-                plan.cached += 1
-                continue
-            try:
-                req = await runner.dry_run(source)
-            except LlamavisError as exc:  # a bad image is reported, the rest go on
-                on_error(str(source), exc)
-                plan.failed += 1
-                continue
-            for one in req if isinstance(req, list) else [req]:  # --tiles, --captions: several
-                plan.requests.append(one)
-                est = estimate_request(cfg.provider, cfg.model_id, cfg.prompt_text,
-                                       cfg.params.max_tokens)
-                plan.cost_usd = None if plan.cost_usd is None or est is None else plan.cost_usd + est
-        return plan
+        return await plan_requests(cfg, runner, sources, cached=self.cache is not None,
+                                   on_error=on_error)
 
     async def aclose(self) -> None:
         """Close the clients, the derived sessions and the result cache (safe twice)."""
@@ -294,22 +268,6 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-class _ReadOnce:
-    """A byte stream read once; every later ``read`` gives the same bytes again."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream: Any = getattr(stream, "buffer", stream)
-        self._data: bytes | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        if self._data is None:
-            self._data = self._stream.read(size)
-        return self._data
-
-    def isatty(self) -> bool:
-        return bool(self._stream.isatty())
 
 
 def _log_note(message: str) -> None:
