@@ -20,14 +20,13 @@ hint names the next step: ``llamavis doctor`` and the routes known to serve the 
 
 from __future__ import annotations
 
-import email.utils
-import json
 import re
-import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from llamavis.backends.error_body import ErrorInfo, decode_body, one_line
+from llamavis.backends.retry_after import retry_after_from
 from llamavis.errors import (
     AuthError,
     ConfigError,
@@ -39,16 +38,17 @@ from llamavis.errors import (
     RefusedError,
 )
 
+__all__ = ["RETRY_STATUSES", "dead_route_hint", "error_from_chunk", "error_from_response",
+           "in_band_error", "one_line", "retry_after_from", "retryable_status"]
+
 # Statuses worth another attempt; 501/505 and every other 4xx are permanent.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_MAX_MESSAGE = 300
 _AUTH_WORDS = re.compile(
     r"not authenticated|unauthori[sz]ed|authenticat|api[ _-]?key|invalid key|invalid token|"
     r"credential|no auth|user not found",
     re.I,
 )
 _NOT_AUTH_WORDS = re.compile(r"model[ _]access|access to (this|the) model|verif|region", re.I)
-_RATE_LIMIT_WORDS = re.compile(r"rate[ _-]?limit|too[ _]many[ _]requests", re.I)
 _MODEL_CODES = {"model_not_found", "no_endpoints", "model_deprecated", "free_variant_ended",
                 "5007", "3042"}  # the last two: Workers AI "No such model", "invalid model"
 _NOT_SERVED = re.compile(
@@ -72,8 +72,8 @@ def error_from_response(
     now: float | None = None,
 ) -> LlamavisError:
     """The exception for a non-2xx answer: class by status, message from the body."""
-    data = _decode(body)
-    info = _ErrorInfo(data)
+    data = decode_body(body)
+    info = ErrorInfo(data)
     message = f"{provider} HTTP {status}: {info.message or _reason(status)}"
     retry_after = retry_after_from(headers, info.metadata_headers, info.retry_after, now=now)
     kw: dict[str, Any] = dict(status=status, provider=provider, body=data)
@@ -120,7 +120,7 @@ def error_from_chunk(
     Classed and retried as the same error answered with an HTTP status would be: a code
     429, or words that say rate limit, is RateLimited, waiting as long as it asks.
     """
-    info = _ErrorInfo(chunk)
+    info = ErrorInfo(chunk)
     code = info.code
     status = _status_code(code)
     if status is not None:
@@ -156,7 +156,7 @@ def retryable_status(status: int) -> bool:
     return status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
 
 
-def _class_for(status: int | None, info: _ErrorInfo | None = None) -> type[ProviderError]:
+def _class_for(status: int | None, info: ErrorInfo | None = None) -> type[ProviderError]:
     """429, or a transient failure whose code, type or message says rate limit."""
     said = info is not None and info.rate_limited
     if status == 429 or (said and (status is None or retryable_status(status))):
@@ -164,133 +164,7 @@ def _class_for(status: int | None, info: _ErrorInfo | None = None) -> type[Provi
     return ProviderTimeout if status in (408, 504) else ProviderError
 
 
-def retry_after_from(
-    headers: Any,
-    body_headers: Mapping[str, Any] | None = None,
-    body_value: Any = None,
-    *,
-    now: float | None = None,
-) -> float | None:
-    """Seconds the server asks us to wait: Retry-After, retry-after-ms, X-RateLimit-Reset."""
-    now = time.time() if now is None else now
-    lookup = _lower_keys(headers) | _lower_keys(body_headers)
-    if (ms := _number(lookup.get("retry-after-ms"))) is not None:
-        return max(ms / 1000, 0.0)
-    if "retry-after" in lookup:
-        seconds = _number(lookup["retry-after"])
-        if seconds is None:
-            seconds = _http_date(lookup["retry-after"], now)
-        if seconds is not None:
-            return max(seconds, 0.0)
-    if (reset := _number(lookup.get("x-ratelimit-reset"))) is not None:
-        return max(_reset_delay(reset, now), 0.0)
-    if (seconds := _number(body_value)) is not None:
-        return max(seconds, 0.0)
-    return None
-
-
-def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
-    """Collapse whitespace and cut to ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-class _ErrorInfo:
-    """What the many body shapes have in common: message, code, metadata."""
-
-    def __init__(self, data: Any) -> None:
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(data, dict) and data.get("object") == "error":
-            err = data  # old vLLM: flat
-        errors = data.get("errors") if isinstance(data, dict) else None
-        if not isinstance(err, dict) and isinstance(errors, list) and errors:
-            err = errors[0]  # Cloudflare's API envelope
-        self.err: dict[str, Any] = err if isinstance(err, dict) else {}
-        meta = self.err.get("metadata")
-        self.meta: dict[str, Any] = meta if isinstance(meta, dict) else {}
-        self.message = one_line(self._message(data)) if data is not None else ""
-        avail = self.err.get("availability")
-        self.code = (avail.get("code") if isinstance(avail, dict) else None) or self.err.get("code")
-        top = data if isinstance(data, dict) else {}
-        self.kind = " ".join(
-            str(v)
-            for v in (
-                self.code,
-                self.err.get("type"),
-                self.err.get("error_type"),
-                top.get("error_type"),
-                top.get("reason"),
-                self.meta.get("error_type"),
-            )
-            if v
-        )
-        self.rate_limited = bool(_RATE_LIMIT_WORDS.search(f"{self.kind} {self.message}"))
-        self.moderation = bool(self.meta.get("reasons") or self.meta.get("flagged_input")) or bool(
-            re.search(r"moderat|flagged|guardrail", self.kind, re.I)
-        )
-        self.flagged = self.meta.get("flagged_input")
-        headers = self.meta.get("headers")
-        self.metadata_headers = headers if isinstance(headers, dict) else None
-        self.retry_after = self.err.get("retry_after", self.meta.get("retry_after"))
-
-    def _message(self, data: Any) -> str:
-        text = _message_of(data) or _message_of(self.err)
-        upstream = _message_of(_maybe_json(self.meta.get("raw")))
-        name = self.meta.get("provider_name")
-        if upstream in text:
-            upstream = ""
-        extra = ": ".join(str(part) for part in (name, upstream) if part)
-        return f"{text} ({extra})" if extra and extra not in text else text
-
-
-def _message_of(obj: Any, depth: int = 0) -> str:
-    """The human message inside any of the body shapes, or ""."""
-    if depth > 4 or obj is None:
-        return ""
-    if isinstance(obj, str):
-        return _text_message(obj)
-    if isinstance(obj, list):
-        return "; ".join(filter(None, (_message_of(item, depth + 1) for item in obj)))
-    if not isinstance(obj, dict):
-        return str(obj)
-    for key in ("message", "error", "detail", "msg"):
-        if key in obj and (found := _message_of(obj[key], depth + 1)):
-            loc = obj.get("loc")
-            if key == "msg" and isinstance(loc, list):  # FastAPI validation item
-                return f"{'.'.join(map(str, loc))}: {found}"
-            return found
-    return ""
-
-
-def _text_message(text: str) -> str:
-    """Plain text as is; an HTML page reduced to its <title>."""
-    stripped = text.strip()
-    if stripped.startswith("<"):
-        title = re.search(r"<title[^>]*>(.*?)</title>", stripped, re.I | re.S)
-        return title.group(1).strip() if title else ""
-    return stripped
-
-
-def _decode(body: bytes | str | Mapping[str, Any] | None) -> Any:
-    if isinstance(body, Mapping):
-        return dict(body)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    if not body or not body.strip():
-        return None
-    return _maybe_json(body)
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def _is_auth(info: _ErrorInfo) -> bool:
+def _is_auth(info: ErrorInfo) -> bool:
     """A 403 about the key (not moderation, not a model the account may not use)."""
     text = f"{info.message} {info.kind}"
     if info.moderation or _NOT_AUTH_WORDS.search(text):
@@ -298,7 +172,7 @@ def _is_auth(info: _ErrorInfo) -> bool:
     return bool(_AUTH_WORDS.search(text))
 
 
-def _hint(status: int, info: _ErrorInfo, retry_after: float | None) -> str | None:
+def _hint(status: int, info: ErrorInfo, retry_after: float | None) -> str | None:
     if status == 429:
         return f"the provider asks to wait {_duration(retry_after)}" if retry_after else None
     about_model = bool(_MODEL_CODES & set(info.kind.split())) or "model" in info.message.lower()
@@ -317,7 +191,7 @@ def _hint(status: int, info: _ErrorInfo, retry_after: float | None) -> str | Non
     return None
 
 
-def _not_served(status: int, info: _ErrorInfo) -> bool:
+def _not_served(status: int, info: ErrorInfo) -> bool:
     """Whether an error answer says this route does not serve the model."""
     if status not in (400, 404, 410, 500) or _PARAMETERS.search(f"{info.message} {info.kind}"):
         return False
@@ -357,28 +231,6 @@ def _reason(status: int) -> str:
         return "error"
 
 
-def _lower_keys(headers: Any) -> dict[str, Any]:
-    if not headers:
-        return {}
-    items = headers.items() if hasattr(headers, "items") else headers
-    return {str(k).lower(): v for k, v in items}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _http_date(value: Any, now: float) -> float | None:
-    try:
-        return email.utils.parsedate_to_datetime(str(value)).timestamp() - now
-    except (TypeError, ValueError, IndexError):
-        return None
-
 
 def _duration(seconds: float) -> str:
     if seconds < 90:
@@ -387,11 +239,3 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
 
-
-def _reset_delay(reset: float, now: float) -> float:
-    """X-RateLimit-Reset: epoch milliseconds (OpenRouter), epoch seconds, or a delay in seconds."""
-    if reset > 1e12:
-        return reset / 1000 - now
-    if reset > 1e9:
-        return reset - now
-    return reset
