@@ -22,6 +22,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fakeserver import POLL_S
+
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 MODEL = "@cf/meta/llama-3.2-11b-vision-instruct"
 AGREE_5016 = ("Prior to using this model, you must submit the prompt 'agree' to accept the "
@@ -43,7 +45,7 @@ class CloudflareServer:
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), daemon=True)
 
     @property
     def url(self) -> str:

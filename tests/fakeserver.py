@@ -43,6 +43,9 @@ class Reply:
 
 
 HOLD_S = 60.0  # a safety net only: a test that works releases its hold long before
+# How often serve_forever looks for shutdown(): the default 0.5 s made every `with FakeServer()`
+# end with up to half a second of waiting.
+POLL_S = 0.01
 
 
 def chat_body(text: str, *, model: str = "m", finish_reason: str = "stop",
@@ -91,7 +94,7 @@ class FakeServer:
         ThreadingHTTPServer.request_queue_size = 128  # many clients connecting at once (-j 64)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), daemon=True)
 
     @property
     def url(self) -> str:

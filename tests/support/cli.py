@@ -1,0 +1,98 @@
+"""Run ``llamavis``: as the installed command in a subprocess, or in this process.
+
+Both return a ``subprocess.CompletedProcess[str]`` (returncode, stdout, stderr), so a test
+can switch between them without changing its assertions. Use the subprocess where the
+process itself matters (signals, a pseudo-terminal, closed descriptors, two processes, the
+environment at start-up, the console script); ``invoke`` everywhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+TIMEOUT = 120.0  # seconds: the one default for a command a test runs
+COMMAND = [sys.executable, "-m", "llamavis"]
+
+
+def _bytes(data: bytes | str | None) -> bytes | None:
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def llamavis(*args: str, env: dict[str, str] | None = None, input: bytes | str | None = None,
+             timeout: float = TIMEOUT, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Run the installed command (``python -m llamavis``) and decode its output as UTF-8."""
+    if input is None and "stdin" not in popen:
+        popen["stdin"] = subprocess.DEVNULL
+    proc = subprocess.run([*COMMAND, *args], env={**os.environ, **(env or {})}, input=_bytes(input),
+                          capture_output=True, timeout=timeout, **popen)
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode("utf-8", "replace"),
+                                       proc.stderr.decode("utf-8", "replace"))
+
+
+def start(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start the installed command with piped streams (stdin, stdout, stderr unless given)."""
+    for stream in ("stdin", "stdout", "stderr"):
+        popen.setdefault(stream, subprocess.PIPE)
+    return subprocess.Popen([*COMMAND, *args], env={**os.environ, **(env or {})}, **popen)
+
+
+class _Pipe(io.TextIOWrapper):
+    """A text stream over bytes that, like a pipe, is no terminal."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        super().__init__(io.BytesIO(data), encoding="utf-8", errors="strict", newline=None,
+                         write_through=True)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def text(self) -> str:
+        self.flush()
+        return self.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: bytes | str | None = None,
+           timeout: float = TIMEOUT, **_: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``llamavis ARGS`` in this process: what the installed command would print and exit with.
+
+    stdin, stdout and stderr are pipes (no terminal); ``env`` is added to the environment for
+    the call only. ``timeout`` is accepted for symmetry with :func:`llamavis` (pytest-timeout
+    bounds the test).
+    """
+    from llamavis.cli import execute
+    from llamavis.cli.main import run
+
+    stdin, stdout, stderr = _Pipe(_bytes(input) or b""), _Pipe(), _Pipe()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    execute.SKIPS.count = 0  # one process, one count: each command starts from none
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        with _environment(env or {}):
+            code = run(list(args))
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return subprocess.CompletedProcess(["llamavis", *args], code, stdout.text(), stderr.text())
