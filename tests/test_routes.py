@@ -32,16 +32,12 @@ from llamavis.errors import (
 from llamavis.run.fallback import RouteSpec, parse_routes, route_failure
 
 from fakeserver import FakeServer, Reply
+from support.cli import invoke as llamavis
 
 KEY_OR = "sk-or-test-SENTINEL-1a2b3c"
 KEY_DI = "di-test-SENTINEL-4d5e6f"
 NO_ENDPOINTS = "No endpoints found for meta-llama/llama-3.2-11b-vision-instruct."
 DEAD = Reply(status=404, body={"error": {"message": NO_ENDPOINTS, "code": 404}})
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def image_of(body: dict) -> bytes:
