@@ -44,14 +44,15 @@ def start(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subpro
 
 
 class _Pipe(io.TextIOWrapper):
-    """A text stream over bytes that, like a pipe, is no terminal."""
+    """A text stream over bytes: like a pipe, no terminal (unless ``tty``)."""
 
-    def __init__(self, data: bytes = b"") -> None:
+    def __init__(self, data: bytes = b"", *, tty: bool = False) -> None:
         super().__init__(io.BytesIO(data), encoding="utf-8", errors="strict", newline=None,
                          write_through=True)
+        self.tty = tty
 
     def isatty(self) -> bool:
-        return False
+        return self.tty
 
     def fileno(self) -> int:
         raise io.UnsupportedOperation("fileno")
@@ -76,17 +77,19 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, input: bytes | str | None = None,
-           timeout: float = TIMEOUT, **_: Any) -> subprocess.CompletedProcess[str]:
+           timeout: float = TIMEOUT, tty: bool = False, **_: Any) -> subprocess.CompletedProcess[str]:
     """Run ``llamavis ARGS`` in this process: what the installed command would print and exit with.
 
-    stdin, stdout and stderr are pipes (no terminal); ``env`` is added to the environment for
-    the call only. ``timeout`` is accepted for symmetry with :func:`llamavis` (pytest-timeout
-    bounds the test).
+    stdin, stdout and stderr are pipes (no terminal); ``tty`` makes stdout say it is a terminal
+    (a single answer then streams; with NO_COLOR, as conftest sets, as plain text). ``env`` is
+    added to the environment for the call only. ``timeout`` is accepted for symmetry with
+    :func:`llamavis` (pytest-timeout bounds the test). Rendering on a real terminal: pyte in
+    tests/test_terminal.py.
     """
     from llamavis.cli import execute
     from llamavis.cli.main import run
 
-    stdin, stdout, stderr = _Pipe(_bytes(input) or b""), _Pipe(), _Pipe()
+    stdin, stdout, stderr = _Pipe(_bytes(input) or b""), _Pipe(tty=tty), _Pipe()
     saved = sys.stdin, sys.stdout, sys.stderr
     execute.SKIPS.count = 0  # one process, one count: each command starts from none
     sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
