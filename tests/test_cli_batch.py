@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from fakeserver import HOLD_S, FakeServer, Reply
+from support.cli import invoke
 
 pytestmark = pytest.mark.subprocess
 
@@ -98,17 +99,8 @@ def asked(server: FakeServer, since: int = 0) -> list[str]:
 def llamavis(
     *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed command; stdin is empty unless ``input`` is given."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "llamavis", *args],
-        input=input or b"",
-        capture_output=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
+    """Run the command in this process; stdin is empty unless ``input`` is given."""
+    return invoke(*args, input=input or b"", env=env)
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
