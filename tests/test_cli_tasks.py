@@ -211,6 +211,7 @@ def test_usage_errors_exit_2_with_one_line(args, needle):
     assert needle in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_version_and_module_entry_point():
     proc = installed_llamavis("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("llamavis ")

@@ -15,8 +15,6 @@ import pytest
 from fakeserver import FakeServer
 from support.cli import invoke as llamavis
 
-pytestmark = pytest.mark.subprocess
-
 
 def folder(tmp_path: Path, n: int = 3, ext: str = "jpg") -> Path:
     from PIL import Image

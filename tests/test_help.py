@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 STABLE = {"COLUMNS": "100", "LINES": "50", "TERM": "dumb", "NO_COLOR": "1"}
 KEY = "sk-test-SENTINEL-golden-91c2"
+pytestmark = pytest.mark.subprocess  # help, completion and imports as the installed command shows them
 
 
 def llamavis(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

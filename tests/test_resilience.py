@@ -457,6 +457,7 @@ def with_bug(tmp_path: Path, module: str, name: str) -> dict[str, str]:
     return {**ENV, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.subprocess
 def test_an_internal_error_is_one_line_and_debug_adds_a_traceback_without_locals(tmp_path):
     env = with_bug(tmp_path, "run.config", "build_config")
     image = PHOTO
@@ -471,6 +472,7 @@ def test_an_internal_error_is_one_line_and_debug_adds_a_traceback_without_locals
     assert KEY not in debug.err  # ...but never the values of local variables (one holds the key)
 
 
+@pytest.mark.subprocess
 def test_an_internal_error_on_one_image_fails_that_image_and_debug_shows_its_traceback(tmp_path):
     env = with_bug(tmp_path, "images.prepare", "prepare_image")
     images = tiny_images(tmp_path / "in", 2)

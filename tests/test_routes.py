@@ -269,6 +269,7 @@ def test_when_every_route_rejects_its_key_the_run_stops_with_exit_3(images):
     assert len(openrouter.requests) == 1 and len(deepinfra.requests) == 1
 
 
+@pytest.mark.subprocess
 def test_an_image_on_standard_input_reaches_the_fallback_whole(make_image):
     data = make_image("stdin.png", color=(1, 2, 3)).read_bytes()
     with FakeServer(DEAD) as openrouter, FakeServer(own_answer) as deepinfra:
