@@ -11,12 +11,10 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import queue
 import random
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 
 from fakeserver import HOLD_S, FakeServer, Reply
-from support.cli import invoke
+from support.cli import invoke, start
 
 pytestmark = pytest.mark.subprocess
 
@@ -101,16 +99,6 @@ def llamavis(
 ) -> subprocess.CompletedProcess[str]:
     """Run the command in this process; stdin is empty unless ``input`` is given."""
     return invoke(*args, input=input or b"", env=env)
-
-
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "llamavis", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def path_list(paths: list[Path], sep: str = "\n") -> bytes:

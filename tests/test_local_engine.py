@@ -34,14 +34,11 @@ from llamavis.tasks.answers import (
 from llamavis.tasks.guided import class_list_regex, guided_fields
 from llamavis.types import Completion
 
+from support.cli import llamavis
+
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = str(ROOT / "examples" / "shapes.jpg")
 SPEC = get_provider("transformers")
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 # -- options ---------------------------------------------------------------------------------

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from llamavis.run.fallback import RouteSpec, parse_routes, route_failure
 
 from fakeserver import FakeServer, Reply
 from support.cli import invoke as llamavis
+from support.cli import llamavis as installed
 
 KEY_OR = "sk-or-test-SENTINEL-1a2b3c"
 KEY_DI = "di-test-SENTINEL-4d5e6f"
@@ -273,9 +272,7 @@ def test_when_every_route_rejects_its_key_the_run_stops_with_exit_3(images):
 def test_an_image_on_standard_input_reaches_the_fallback_whole(make_image):
     data = make_image("stdin.png", color=(1, 2, 3)).read_bytes()
     with FakeServer(DEAD) as openrouter, FakeServer(own_answer) as deepinfra:
-        proc = subprocess.run(
-            [sys.executable, "-m", "llamavis", "caption", "-", "-P", "openrouter", "--base-url",
-             openrouter.url, "--fallback", "deepinfra", "--no-cache"], input=data,
-            capture_output=True, env={**os.environ, **env_for(deepinfra)}, timeout=120)
+        proc = installed("caption", "-", "-P", "openrouter", "--base-url", openrouter.url,
+                         "--fallback", "deepinfra", "--no-cache", input=data, env=env_for(deepinfra))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.decode().strip() == answer_for(data)
+    assert proc.stdout.strip() == answer_for(data)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import invoke
+from support.cli import llamavis as installed
 from test_terminal import run_on_pty
 
 LOCAL_EXTRA = ("torch", "transformers", "llguidance")
@@ -59,9 +61,8 @@ def make_images(directory: Path, count: int) -> Path:
 
 def llamavis(tiny: tuple[str, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
     model, env = tiny
-    cmd = [sys.executable, "-m", "llamavis", *args, "-P", "transformers", "-m", model, "--no-cache"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    return installed(*args, "-P", "transformers", "-m", model, "--no-cache", base_env=env,
+                     timeout=300)
 
 
 def jsonl(proc: subprocess.CompletedProcess[str]) -> list[dict]:
@@ -145,9 +146,7 @@ def test_structured_answers_validate_or_are_invalid_output_still_shaped_as_json(
 
     images = make_images(tmp_path / "six", 6)
     fields = ["--field", "title=a short title", "--field", "count int=how many things"]
-    schema = json.loads(subprocess.run(
-        [sys.executable, "-m", "llamavis", "structured", *fields, "--show-schema"],
-        capture_output=True, text=True, check=True, timeout=60).stdout)
+    schema = json.loads(invoke("structured", *fields, "--show-schema").stdout)
     proc = llamavis(tiny, "structured", str(images), *fields, "--jsonl", "--temperature", "1.0",
                     "--seed", "5", "--max-tokens", "40", "--max-retries", "0", "--batch-size", "6")
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
@@ -166,10 +165,9 @@ def test_structured_answers_validate_or_are_invalid_output_still_shaped_as_json(
 def test_an_uncached_repo_while_offline_exits_3_with_one_clear_line(tiny, tmp_path):
     _model, env = tiny
     image = make_images(tmp_path / "one", 1) / "img000.png"
-    proc = subprocess.run(
-        [sys.executable, "-m", "llamavis", "caption", str(image), "-P", "transformers",
-         "-m", "meta-llama/Llama-3.2-11B-Vision-Instruct"],
-        capture_output=True, text=True, timeout=120, env={**env, "HF_HOME": str(tmp_path / "empty")})
+    proc = installed("caption", str(image), "-P", "transformers",
+                     "-m", "meta-llama/Llama-3.2-11B-Vision-Instruct",
+                     base_env={**env, "HF_HOME": str(tmp_path / "empty")})
     assert proc.returncode == 3
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr

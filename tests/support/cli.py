@@ -24,23 +24,35 @@ def _bytes(data: bytes | str | None) -> bytes | None:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
+def _env(env: dict[str, str] | None, base: dict[str, str] | None) -> dict[str, str]:
+    return {**(os.environ if base is None else base), **(env or {})}
+
+
 def llamavis(*args: str, env: dict[str, str] | None = None, input: bytes | str | None = None,
-             timeout: float = TIMEOUT, **popen: Any) -> subprocess.CompletedProcess[str]:
-    """Run the installed command (``python -m llamavis``) and decode its output as UTF-8."""
+             timeout: float = TIMEOUT, base_env: dict[str, str] | None = None,
+             **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Run the installed command (``python -m llamavis``) and decode its output as UTF-8.
+
+    The environment is ``base_env`` (default: this process's) plus ``env``; stdin is empty
+    (/dev/null) unless ``input`` or ``stdin`` is given.
+    """
     if input is None and "stdin" not in popen:
         popen["stdin"] = subprocess.DEVNULL
-    proc = subprocess.run([*COMMAND, *args], env={**os.environ, **(env or {})}, input=_bytes(input),
-                          capture_output=True, timeout=timeout, **popen)
+    if "stdout" not in popen and "stderr" not in popen:
+        popen["capture_output"] = True
+    proc = subprocess.run([*COMMAND, *args], env=_env(env, base_env), input=_bytes(input),
+                          timeout=timeout, **popen)
     return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       proc.stdout.decode("utf-8", "replace"),
-                                       proc.stderr.decode("utf-8", "replace"))
+                                       (proc.stdout or b"").decode("utf-8", "replace"),
+                                       (proc.stderr or b"").decode("utf-8", "replace"))
 
 
-def start(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+def start(*args: str, env: dict[str, str] | None = None, base_env: dict[str, str] | None = None,
+          **popen: Any) -> subprocess.Popen[bytes]:
     """Start the installed command with piped streams (stdin, stdout, stderr unless given)."""
     for stream in ("stdin", "stdout", "stderr"):
         popen.setdefault(stream, subprocess.PIPE)
-    return subprocess.Popen([*COMMAND, *args], env={**os.environ, **(env or {})}, **popen)
+    return subprocess.Popen([*COMMAND, *args], env=_env(env, base_env), **popen)
 
 
 class _Pipe(io.TextIOWrapper):
