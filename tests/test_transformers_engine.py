@@ -197,9 +197,8 @@ def test_an_uncached_repo_while_offline_exits_3_with_one_clear_line(tiny, tmp_pa
     assert "HF_HUB_OFFLINE" in lines[0] and "hf auth login" in lines[0]
 
 
-@pytest.mark.subprocess
-def test_a_single_caption_streams_token_by_token_on_a_terminal(tiny, tmp_path):
-    model, env = tiny
+def test_a_single_caption_streams_token_by_token_on_a_terminal(tiny_here, tmp_path):
+    model, env = tiny_here
     image = make_images(tmp_path / "one", 1) / "img000.png"
     args = ("caption", str(image), "-P", "transformers", "-m", model, "--no-cache",
             "--max-tokens", "24", "--temperature", "0", "--debug")

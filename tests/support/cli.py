@@ -55,7 +55,7 @@ def start(*args: str, env: dict[str, str] | None = None, base_env: dict[str, str
     return subprocess.Popen([*COMMAND, *args], env=_env(env, base_env), **popen)
 
 
-class _Pipe(io.TextIOWrapper):
+class Pipe(io.TextIOWrapper):
     """A text stream over bytes: like a pipe, no terminal (unless ``tty``)."""
 
     def __init__(self, data: bytes = b"", *, tty: bool = False) -> None:
@@ -75,17 +75,38 @@ class _Pipe(io.TextIOWrapper):
 
 
 @contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
+def _environment(env: dict[str, str | None]) -> Iterator[None]:
+    """``env`` added to os.environ for the block (a None value unsets the variable)."""
     saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     try:
-        yield
-    finally:
-        for name, value in saved.items():
+        for name, value in env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def run_here(args: list[str], env: dict[str, str | None] | None, stdin: Any, stdout: Any,
+             stderr: Any) -> int:
+    """``llamavis ARGS`` in this process with the given standard streams; its exit status."""
+    from llamavis.cli import execute
+    from llamavis.cli.main import run
+
+    saved = sys.stdin, sys.stdout, sys.stderr
+    execute.SKIPS.count = 0  # one process, one count: each command starts from none
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        with _environment(env or {}):
+            return run(list(args))
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, input: bytes | str | None = None,
@@ -98,16 +119,6 @@ def invoke(*args: str, env: dict[str, str] | None = None, input: bytes | str | N
     :func:`llamavis` (pytest-timeout bounds the test). Rendering on a real terminal: pyte in
     tests/test_terminal.py.
     """
-    from llamavis.cli import execute
-    from llamavis.cli.main import run
-
-    stdin, stdout, stderr = _Pipe(_bytes(input) or b""), _Pipe(tty=tty), _Pipe()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    execute.SKIPS.count = 0  # one process, one count: each command starts from none
-    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
-    try:
-        with _environment(env or {}):
-            code = run(list(args))
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved
+    stdin, stdout, stderr = Pipe(_bytes(input) or b""), Pipe(tty=tty), Pipe()
+    code = run_here(list(args), dict(env or {}), stdin, stdout, stderr)
     return subprocess.CompletedProcess(["llamavis", *args], code, stdout.text(), stderr.text())
