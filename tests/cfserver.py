@@ -19,8 +19,10 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fakeserver import POLL_S, LoopbackHTTPServer
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 MODEL = "@cf/meta/llama-3.2-11b-vision-instruct"
@@ -41,9 +43,8 @@ class CloudflareServer:
         self.requests: list[dict[str, Any]] = []  # bodies of every run request
         self.agreements = 0
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), daemon=True)
 
     @property
     def url(self) -> str:

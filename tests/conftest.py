@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,3 +97,35 @@ def tiny_model_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
     started = time.monotonic()
     builder.build(hf_home, builder.MODEL_ID)
     return hf_home, builder.MODEL_ID, time.monotonic() - started
+
+
+# A library probing the system when it is first imported (pyexiv2 calls platform.architecture(),
+# which runs `file`) is not the test starting a process.
+_PROBES = (os.sep + "platform.py", os.sep + os.path.join("ctypes", "util.py"))
+
+
+class _WatchedPopen(subprocess.Popen):  # type: ignore[type-arg]
+    """subprocess.Popen that notes, for the marker check below, that the test started a process."""
+
+    started = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        frame = sys._getframe(1)
+        while frame is not None and not frame.f_code.co_filename.endswith(_PROBES):
+            frame = frame.f_back
+        if frame is None:
+            type(self).started += 1
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def subprocess_marker_is_true(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """A test that starts a process carries the `subprocess` marker (`-m "not subprocess"` is
+    then the in-process suite). Fixtures that start one for a whole session (realserver's
+    server) count for the test that first asked for them."""
+    monkeypatch.setattr(subprocess, "Popen", _WatchedPopen)
+    before = _WatchedPopen.started
+    yield
+    started = _WatchedPopen.started - before
+    if started and request.node.get_closest_marker("subprocess") is None:
+        pytest.fail(f"started {started} process(es) without @pytest.mark.subprocess", pytrace=False)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +45,9 @@ class Reply:
 
 
 HOLD_S = 60.0  # a safety net only: a test that works releases its hold long before
+# How often serve_forever looks for shutdown(): the default 0.5 s made every `with FakeServer()`
+# end with up to half a second of waiting.
+POLL_S = 0.01
 
 
 def chat_body(text: str, *, model: str = "m", finish_reason: str = "stop",
@@ -68,6 +73,22 @@ def stream_lines(text: str, *, model: str = "m", finish_reason: str = "stop",
     return lines + ["data: [DONE]"]
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer whose handler errors never reach the command's captured stderr.
+
+    A client hanging up (a stopped batch, Ctrl-C) is no error of the server's; anything else
+    goes to the real stderr, not to ``sys.stderr``, which an in-process command has captured.
+    """
+
+    request_queue_size = 128  # many clients connecting at once (-j 64)
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        traceback.print_exc(file=sys.__stderr__)
+
+
 class FakeServer:
     """A threaded HTTP server answering /v1/chat/completions and /v1/models."""
 
@@ -88,10 +109,8 @@ class FakeServer:
         self.last_chunk_at: float | None = None
         self._lock = threading.Lock()
         self._queue: list[Any] | None = list(reply) if isinstance(reply, list) else None
-        ThreadingHTTPServer.request_queue_size = 128  # many clients connecting at once (-j 64)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), daemon=True)
 
     @property
     def url(self) -> str:

@@ -65,6 +65,7 @@ def test_analyze_many_keeps_input_order(respx_mock):
     assert [r.image for r in results] == images and all(r.ok for r in results)
 
 
+@pytest.mark.subprocess
 def test_importing_llamavis_loads_no_cli_or_heavy_modules():
     code = ("import sys, llamavis; heavy = {'typer', 'rich', 'httpx', 'PIL', 'pydantic', 'jsonschema'};"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")

@@ -74,6 +74,7 @@ _WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_processes_writing_concurrently_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     procs = [
@@ -156,6 +157,7 @@ _EXIT_WITHOUT_CLOSE = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_results_queued_by_put_soon_are_stored_even_if_the_cache_is_never_closed(tmp_path):
     path = tmp_path / "r.sqlite3"
     subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_CLOSE, str(path)], check=True, timeout=60)

@@ -11,12 +11,10 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import queue
 import random
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 
 from fakeserver import HOLD_S, FakeServer, Reply
+from support.cli import invoke, start
 
 pytestmark = pytest.mark.subprocess
 
@@ -98,27 +97,8 @@ def asked(server: FakeServer, since: int = 0) -> list[str]:
 def llamavis(
     *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed command; stdin is empty unless ``input`` is given."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "llamavis", *args],
-        input=input or b"",
-        capture_output=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
-
-
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "llamavis", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
+    """Run the command in this process; stdin is empty unless ``input`` is given."""
+    return invoke(*args, input=input or b"", env=env)
 
 
 def path_list(paths: list[Path], sep: str = "\n") -> bytes:

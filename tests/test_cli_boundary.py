@@ -10,7 +10,6 @@ import pytest
 from fakeserver import FakeServer
 from test_cli_tasks import EXAMPLES, llamavis
 
-pytestmark = pytest.mark.subprocess
 IMAGE = str(EXAMPLES / "shapes.jpg")
 
 

@@ -21,6 +21,7 @@ import pytest
 from llamavis.store.cache import ResultCache
 
 from fakeserver import FakeServer
+from support.cli import COMMAND, invoke
 
 pytestmark = pytest.mark.subprocess
 
@@ -28,10 +29,7 @@ DAY = 86400.0
 
 
 def llamavis(*args: str, input: bytes = b"") -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "llamavis", *args], input=input,
-                          capture_output=True, timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
-                                       proc.stderr.decode())
+    return invoke(*args, input=input)
 
 
 def store(isolated_user_dirs: Path) -> Path:
@@ -112,7 +110,7 @@ def test_a_damaged_cache_is_one_line_exit_3_and_clear_starts_a_fresh_one(isolate
 def on_terminal(answer: bytes, *args: str) -> tuple[int, bytes]:
     """Run llamavis with standard input on a pty, type ``answer`` once it asks."""
     master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "llamavis", *args], stdin=slave,
+    proc = subprocess.Popen([*COMMAND, *args], stdin=slave,
                             stdout=slave, stderr=slave)
     os.close(slave)
     seen, sent = b"", False

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeServer, Reply
+from support.cli import COMMAND, start
 from test_cli_tasks import llamavis
 
 pytestmark = pytest.mark.subprocess
@@ -36,11 +37,8 @@ def test_a_reader_that_stops_early_ends_the_run_quietly_with_exit_0(tmp_path):
     copies(tmp_path / "photos", 30)
     closed = threading.Event()  # answers after the first wait until the reader has gone
     with FakeServer([Reply(text="an answer"), Reply(text="an answer", hold=closed)]) as server:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llamavis", "caption", str(tmp_path / "photos"), *LOCAL,
-             "-j", "1", "--base-url", server.url],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        proc = start("caption", str(tmp_path / "photos"), *LOCAL, "-j", "1", "--base-url", server.url,
+                     stdin=subprocess.DEVNULL)
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()  # `llamavis caption photos | head -1`
         proc.stdout.close()
@@ -158,7 +156,7 @@ def test_dry_run_with_output_dir_counts_only_the_images_a_run_would_send(tmp_pat
 
 def run_with_closed(fd: int, *args: str) -> subprocess.CompletedProcess[str]:
     """llamavis with stdin (0) or stdout (1) closed, as `<&-` / `>&-` leave them."""
-    proc = subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=fd != 1,
+    proc = subprocess.run([*COMMAND, *args], capture_output=fd != 1,
                           stderr=subprocess.PIPE if fd == 1 else None,
                           preexec_fn=lambda: os.close(fd), timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, (proc.stdout or b"").decode(),

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from test_cli_batch import LOCAL, asked, echo, expected, jsonl, llamavis, make_images, serve
 
-pytestmark = pytest.mark.subprocess
-
 RECORD = ".llamavis-sidecars.jsonl"
 
 

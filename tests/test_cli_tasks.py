@@ -6,29 +6,18 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fakeserver import FakeServer, Reply
+from support.cli import invoke as llamavis  # in this process: output and exit code are checked
+from support.cli import llamavis as installed_llamavis
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 PROVIDERS = ["openrouter", "novita", "deepinfra", "ollama", "local"]
 KEY = "sk-test-SENTINEL-7f3a9c"
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script (python -m llamavis when it is not on PATH)."""
-    full_env = {**os.environ, **(env or {})}
-    cmd = [sys.executable, "-m", "llamavis", *args]
-    proc = subprocess.run(cmd, env=full_env, input=input, capture_output=True, timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       proc.stdout.decode("utf-8", "replace"),
-                                       proc.stderr.decode("utf-8", "replace"))
 
 
 def key_env(provider: str) -> dict[str, str]:
@@ -223,8 +212,9 @@ def test_usage_errors_exit_2_with_one_line(args, needle):
     assert needle in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_version_and_module_entry_point():
-    proc = llamavis("--version")
+    proc = installed_llamavis("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("llamavis ")
 
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from llamavis.backends.providers import PROVIDERS, resolve_base_url
 from llamavis.errors import ConfigError, ModelUnavailable, NetworkError
 
 from cfserver import ACCOUNT, AGREE_5016, MODEL, CloudflareServer, envelope, image_answer
+from support.cli import invoke as llamavis
 
 TOKEN = "cf-test-SENTINEL-token-8e7d6c"
 SPEC = PROVIDERS["cloudflare"]
@@ -132,11 +130,6 @@ def test_the_model_list_comes_from_models_search():
 
 
 # -- the command against a loopback Workers AI --------------------------------------------
-
-
-def llamavis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def cf_env(cf: CloudflareServer) -> dict[str, str]:

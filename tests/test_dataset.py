@@ -8,21 +8,12 @@ import csv
 import io
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fakeserver import FakeServer
-
-pytestmark = pytest.mark.subprocess
-
-
-def llamavis(*args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
-                                       proc.stderr.decode())
+from support.cli import invoke as llamavis
 
 
 def folder(tmp_path: Path, n: int = 3, ext: str = "jpg") -> Path:

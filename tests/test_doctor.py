@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 
 from cfserver import MODEL as CF_MODEL
 from cfserver import CloudflareServer
 from fakeserver import FakeServer, Reply
+from support.cli import invoke as llamavis
 
 KEY = "doctor-SENTINEL-key-77aa11"
 DI_11B = "meta-llama/Llama-3.2-11B-Vision-Instruct"
 OR_11B = "meta-llama/llama-3.2-11b-vision-instruct"
 NO_ENDPOINTS = f"No endpoints found for {OR_11B}."
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def doctor_json(*args: str, env: dict[str, str]) -> tuple[int, list[dict], str]:

@@ -7,13 +7,10 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from fakeserver import FakeServer
 from test_cli_tasks import KEY, llamavis
-
-pytestmark = pytest.mark.subprocess
 
 # Ten images, each a solid colour the fake server recognises (it answers by image).
 COLOURS = [(230, 30, 30), (30, 200, 30), (30, 30, 230), (230, 230, 30), (30, 230, 230),

@@ -23,17 +23,18 @@ from llamavis.__about__ import __version__
 from llamavis.cli.main import app
 
 from fakeserver import FakeServer
+from support.cli import llamavis as installed
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 STABLE = {"COLUMNS": "100", "LINES": "50", "TERM": "dumb", "NO_COLOR": "1"}
 KEY = "sk-test-SENTINEL-golden-91c2"
+pytestmark = pytest.mark.subprocess  # help, completion and imports as the installed command shows them
 
 
 def llamavis(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True, text=True,
-                          env={**os.environ, **STABLE, **(env or {})}, cwd=cwd, timeout=60)
+    return installed(*args, env={**STABLE, **(env or {})}, cwd=cwd, timeout=60)
 
 
 def command_paths() -> list[list[str]]:

@@ -429,6 +429,7 @@ def test_damaged_bytes_only_ever_raise_image_error():
                 assert str(exc).startswith("fuzz: ")
 
 
+@pytest.mark.subprocess
 def test_importing_images_does_not_import_pillow():
     code = "import sys, llamavis.images.prepare; print('PIL' in sys.modules)"
     result = subprocess.run(

@@ -34,14 +34,11 @@ from llamavis.tasks.answers import (
 from llamavis.tasks.guided import class_list_regex, guided_fields
 from llamavis.types import Completion
 
+from support.cli import llamavis
+
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = str(ROOT / "examples" / "shapes.jpg")
 SPEC = get_provider("transformers")
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -75,6 +72,7 @@ def test_cli_engine_options_keep_only_what_was_typed():
     assert engine_from_cli(opts) == EngineOptions(device="cpu", batch_size=2)
 
 
+@pytest.mark.subprocess
 def test_bad_device_on_the_command_line_exits_2_before_loading_anything():
     proc = llamavis("caption", SHAPES, "-P", "transformers", "--device", "gpu")
     assert proc.returncode == ExitCode.USAGE
@@ -107,6 +105,7 @@ def test_multi_label_regex_matches_odd_class_names_literally():
     assert not rx.fullmatch('["x"]')
 
 
+@pytest.mark.subprocess
 def test_dry_run_with_transformers_shows_the_constraint_and_imports_no_torch():
     script = (
         "import contextlib, io, json, sys\n"
@@ -128,6 +127,7 @@ def test_dry_run_with_transformers_shows_the_constraint_and_imports_no_torch():
     assert body["model"] == "meta-llama/Llama-3.2-11B-Vision-Instruct"
 
 
+@pytest.mark.subprocess
 def test_http_providers_are_not_sent_the_guided_fields():
     proc = llamavis("classify", SHAPES, "-c", "cat,dog", "-P", "openrouter", "--dry-run")
     assert proc.returncode == 0, proc.stderr
@@ -332,6 +332,7 @@ def test_out_of_memory_is_recognised_and_reported_with_figures_and_options():
                         "21.0 GB; the cuda has 24.0 GB (0.5 GB free) (lower --batch-size (it was 8))")
 
 
+@pytest.mark.subprocess
 def test_a_directory_without_a_model_exits_3_in_one_line(tmp_path):
     proc = llamavis("caption", SHAPES, "-P", "transformers", "-m", str(tmp_path))
     assert proc.returncode == ExitCode.CONFIG
@@ -350,6 +351,7 @@ sys.meta_path.insert(0, _Hidden())
 """
 
 
+@pytest.mark.subprocess
 def test_without_the_local_extra_the_provider_exits_3_naming_it(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(HIDE_EXTRA)
     path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
@@ -363,6 +365,7 @@ def test_without_the_local_extra_the_provider_exits_3_naming_it(tmp_path):
 
 @pytest.mark.skipif(not all(find_spec(m) for m in ("torch", "transformers", "accelerate", "llguidance")),
                     reason="needs llamavis[local] and torch")
+@pytest.mark.subprocess
 def test_doctor_says_whether_the_weights_are_here_without_loading_them(tmp_path):
     model = tmp_path / "model"
     model.mkdir()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -19,13 +16,9 @@ from llamavis.errors import ConfigError, UsageError
 from llamavis.providers.facts import serving_routes
 
 from fakeserver import FakeServer, Reply
+from support.cli import invoke as llamavis
 
 KEY = "test-SENTINEL-key-5b4a39"
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def closed_port_url() -> str:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from fakeserver import FakeServer
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 pytest.importorskip("ray", reason="needs llamavis[ray]: pip install -e '.[ray]'")
 
 ROOT = Path(__file__).resolve().parent.parent

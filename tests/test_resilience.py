@@ -11,11 +11,7 @@ import asyncio
 import io
 import json
 import os
-import pty
-import select
 import struct
-import subprocess
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +27,8 @@ from llamavis.run.batch import BatchSummary, run_batch
 from llamavis.types import GenParams, Result
 
 from faultserver import Fault, FaultServer, echo_key, error, overloaded, transient
+from support.cli import invoke
+from support.cli import llamavis as run_installed
 
 KEY = "sk-or-v1-SENTINEL-5e1f0c2b9a7d41"
 PHOTO = str(Path(__file__).parent.parent / "examples" / "shapes.jpg")
@@ -51,41 +49,22 @@ class Run:
         return [json.loads(line) for line in self.out.splitlines()]
 
 
-def llamavis(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
-             timeout: float = 300) -> Run:
-    """The installed command, piped (no terminal): what a script sees."""
-    proc = subprocess.run([sys.executable, "-m", "llamavis", *args],
-                          env={**os.environ, **(env or {})}, input=stdin, capture_output=True,
-                          timeout=timeout)
-    return Run(proc.returncode, proc.stdout.decode("utf-8", "replace"),
-               proc.stderr.decode("utf-8", "replace"))
+def llamavis(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Run:
+    """The command with piped streams (no terminal): what a script sees. Run in this process."""
+    proc = invoke(*args, env=env, input=stdin)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
-def llamavis_on_tty(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
-    """The command with stdout on a pseudo-terminal: a single answer is streamed (stream: true)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "llamavis", *args], stdout=slave,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
-    os.close(slave)
-    out = b""
-    try:
-        while select.select([master], [], [], timeout)[0]:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            out += data
-        err = proc.stderr.read() if proc.stderr else b""
-        code = proc.wait(timeout)
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-    return Run(code, out.decode("utf-8", "replace").replace("\r\n", "\n"),
-               err.decode("utf-8", "replace"))
+def installed(*args: str, env: dict[str, str] | None = None) -> Run:
+    """The installed command in its own process: for an environment read at start-up."""
+    proc = run_installed(*args, env=env)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def llamavis_on_tty(*args: str, env: dict[str, str] | None = None) -> Run:
+    """The command with stdout on a terminal: a single answer is streamed (stream: true)."""
+    proc = invoke(*args, env=env, tty=True)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 def tiny_images(folder: Path, n: int) -> list[str]:
@@ -277,14 +256,15 @@ def test_timeout_ends_a_silent_hang_and_the_batch_goes_on(tmp_path):
         return Fault("hang") if size == (9, 9) else Fault()
 
     with FaultServer(schedule) as server:
-        run = llamavis("caption", hangs, *images, *to(server, "--timeout", "1", "--jsonl"), env=ENV)
+        run = llamavis("caption", hangs, *images, *to(server, "--timeout", "1", "--max-retries", "0",
+                                                     "--jsonl"), env=ENV)
     assert run.code == 1
     results = {r["image"]: r for r in run.jsonl()}
     assert len(results) == 5 and all(results[p]["error"] is None for p in images)
     assert results[hangs]["error"]["kind"] == "timeout"
-    # the first try and --max-retries 2, at most (on a loaded machine a try can run out of
-    # its second before the server has seen it)
-    assert server.statuses["hang"] <= 3
+    # one try, at most (on a loaded machine a try can run out of its second before the server
+    # has seen it); --max-retries 0 so the test waits one second, not three
+    assert server.statuses["hang"] <= 1
     assert run.err_lines == [f"llamavis: {hangs}: openrouter did not finish answering within 1 s "
                              "(raise --timeout for slow models) [timeout]"]
 
@@ -294,12 +274,13 @@ def test_timeout_ends_a_silent_hang_and_the_batch_goes_on(tmp_path):
 def test_timeout_bounds_the_whole_request_not_each_read(fault):
     # The server keeps sending something well past --timeout (15 s of dripping, or
     # comments until it gives up at 30 s): only a limit on the whole request ends it.
+    # --timeout 1 is the least it takes: the test waits that second, no more.
     image = PHOTO
     with FaultServer(fault) as server:
-        run = llamavis("caption", image, *to(server, "--timeout", "3", "--max-retries", "0",
+        run = llamavis("caption", image, *to(server, "--timeout", "1", "--max-retries", "0",
                                              "--no-cache"), env=ENV)
     assert run.code == 1
-    assert "did not finish answering within 3 s" in run.err and "[timeout]" in run.err
+    assert "did not finish answering within 1 s" in run.err and "[timeout]" in run.err
     assert server.count() <= 1
 
 
@@ -476,26 +457,28 @@ def with_bug(tmp_path: Path, module: str, name: str) -> dict[str, str]:
     return {**ENV, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.subprocess
 def test_an_internal_error_is_one_line_and_debug_adds_a_traceback_without_locals(tmp_path):
     env = with_bug(tmp_path, "run.config", "build_config")
     image = PHOTO
-    plain = llamavis("caption", image, "--base-url", "http://127.0.0.1:9/v1", env=env)
+    plain = installed("caption", image, "--base-url", "http://127.0.0.1:9/v1", env=env)
     assert plain.code == 1
     assert plain.err_lines == ["llamavis: error: internal error: RuntimeError: simulated bug "
                                "(run with --debug for the traceback)"]
-    debug = llamavis("caption", image, "--base-url", "http://127.0.0.1:9/v1", "--debug", env=env)
+    debug = installed("caption", image, "--base-url", "http://127.0.0.1:9/v1", "--debug", env=env)
     assert debug.code == 1
     assert "Traceback (most recent call last)" in debug.err and "simulated bug" in debug.err
     assert "sitecustomize.py" in debug.err  # where it happened...
     assert KEY not in debug.err  # ...but never the values of local variables (one holds the key)
 
 
+@pytest.mark.subprocess
 def test_an_internal_error_on_one_image_fails_that_image_and_debug_shows_its_traceback(tmp_path):
     env = with_bug(tmp_path, "images.prepare", "prepare_image")
     images = tiny_images(tmp_path / "in", 2)
     with FaultServer() as server:
-        plain = llamavis("caption", *images, *to(server, "--jsonl"), env=env)
-        debug = llamavis("caption", *images, *to(server, "--jsonl", "--debug", "--no-cache"),
+        plain = installed("caption", *images, *to(server, "--jsonl"), env=env)
+        debug = installed("caption", *images, *to(server, "--jsonl", "--debug", "--no-cache"),
                          env=env)
     for run in (plain, debug):
         assert run.code == 1

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,16 +31,13 @@ from llamavis.providers.resolve import RouteSpec, parse_routes
 from llamavis.run.fallback import route_failure
 
 from fakeserver import FakeServer, Reply
+from support.cli import invoke as llamavis
+from support.cli import llamavis as installed
 
 KEY_OR = "sk-or-test-SENTINEL-1a2b3c"
 KEY_DI = "di-test-SENTINEL-4d5e6f"
 NO_ENDPOINTS = "No endpoints found for meta-llama/llama-3.2-11b-vision-instruct."
 DEAD = Reply(status=404, body={"error": {"message": NO_ENDPOINTS, "code": 404}})
-
-
-def llamavis(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamavis", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def image_of(body: dict) -> bytes:
@@ -274,12 +269,11 @@ def test_when_every_route_rejects_its_key_the_run_stops_with_exit_3(images):
     assert len(openrouter.requests) == 1 and len(deepinfra.requests) == 1
 
 
+@pytest.mark.subprocess
 def test_an_image_on_standard_input_reaches_the_fallback_whole(make_image):
     data = make_image("stdin.png", color=(1, 2, 3)).read_bytes()
     with FakeServer(DEAD) as openrouter, FakeServer(own_answer) as deepinfra:
-        proc = subprocess.run(
-            [sys.executable, "-m", "llamavis", "caption", "-", "-P", "openrouter", "--base-url",
-             openrouter.url, "--fallback", "deepinfra", "--no-cache"], input=data,
-            capture_output=True, env={**os.environ, **env_for(deepinfra)}, timeout=120)
+        proc = installed("caption", "-", "-P", "openrouter", "--base-url", openrouter.url,
+                         "--fallback", "deepinfra", "--no-cache", input=data, env=env_for(deepinfra))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.decode().strip() == answer_for(data)
+    assert proc.stdout.strip() == answer_for(data)

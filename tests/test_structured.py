@@ -340,6 +340,7 @@ def test_empty_text_answer_is_reasked_with_the_image():
     assert images_in(ask.requests[1]) == [(0, 0)]
 
 
+@pytest.mark.subprocess
 def test_importing_structured_loads_neither_jsonschema_nor_json_repair():
     import subprocess
     import sys

@@ -1,4 +1,7 @@
-"""What a person sees: the installed command on a pseudo-terminal, against a loopback server.
+"""What a person sees: the command on a pseudo-terminal, against a loopback server.
+
+The pty is real either way: most tests run the command in this process with the pty's slave
+side as its stdout/stderr; a few (marked subprocess) run the installed command on it.
 
 The pty's output is replayed through pyte, a terminal emulator, so the tests look at the
 final screen plus its scrollback, as a person would, rather than at escape codes.
@@ -21,11 +24,11 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeServer, Reply, stream_lines
+from support.cli import Pipe, run_here, start
 
 pyte = pytest.importorskip("pyte")
 
 pytestmark = [
-    pytest.mark.subprocess,
     pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX"),
 ]
 
@@ -57,35 +60,68 @@ class PtyRun:
 
 def run_on_pty(*args: str, cols: int = 80, rows: int = 24, env: dict[str, str] | None = None,
                stdout_tty: bool = True, stderr_tty: bool = True, watch: tuple[bytes, ...] = (),
-               release: dict[bytes, threading.Event] | None = None, timeout: float = 300) -> PtyRun:
+               release: dict[bytes, threading.Event] | None = None, timeout: float = 300,
+               installed: bool = False) -> PtyRun:
     """Run llamavis with stdout and/or stderr on a fresh pty; read it until the command ends.
 
+    In this process (the pty is real: its slave side becomes sys.stdout/sys.stderr), or with
+    ``installed``, as the installed command in a process of its own.
     ``release`` sets each event once its marker has been read: a server holding its answer
     on that event (Reply.hold) then goes on in lock-step with what the terminal shows.
     """
     release = release or {}
     watch = (*watch, *release)
-    full_env = {**os.environ, "TERM": "xterm", "COLUMNS": str(cols), "LINES": str(rows)}
-    full_env.pop("NO_COLOR", None)
-    full_env.update(env or {})
+    overrides: dict[str, str | None] = {"TERM": "xterm", "COLUMNS": str(cols), "LINES": str(rows),
+                                        "NO_COLOR": None, **(env or {})}
     master, slave = os.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llamavis", *args], env=full_env, stdin=subprocess.DEVNULL,
-        stdout=slave if stdout_tty else subprocess.PIPE,
-        stderr=slave if stderr_tty else subprocess.PIPE,
-    )
-    os.close(slave)
-    reading = {master: bytearray()}
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            reading[pipe.fileno()] = bytearray()
-    done: dict[int, bytes] = {}
+    if installed:
+        full_env = {k: v for k, v in {**os.environ, **overrides}.items() if v is not None}
+        proc = start(*args, base_env=full_env, stdin=subprocess.DEVNULL,
+                     stdout=slave if stdout_tty else subprocess.PIPE,
+                     stderr=slave if stderr_tty else subprocess.PIPE)
+        os.close(slave)
+        pipes = [p.fileno() for p in (proc.stdout, proc.stderr) if p is not None]
+        out = _read_until_closed(master, pipes, watch, release, timeout, args, proc.kill)
+        os.close(master)
+        returncode = proc.wait(timeout=timeout)
+        return PtyRun(returncode, out[master],
+                      stdout=out[proc.stdout.fileno()] if proc.stdout else b"",
+                      stderr=out[proc.stderr.fileno()] if proc.stderr else b"",
+                      seen=out["seen"])  # type: ignore[arg-type]
+    on_tty = [open(slave, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+              for _ in range(2)]  # like a process's own: line-buffered text on the fd
+    stdout = on_tty[0] if stdout_tty else Pipe()
+    stderr = on_tty[1] if stderr_tty else Pipe()
+    result: dict = {}
+    reader = threading.Thread(target=lambda: result.update(
+        _read_until_closed(master, [], watch, release, timeout, args, lambda: None)), daemon=True)
+    reader.start()
+    try:
+        returncode = run_here(list(args), overrides, Pipe(), stdout, stderr)
+    finally:
+        for stream in on_tty:
+            stream.close()
+        os.close(slave)  # the reader sees EIO once the last writer has gone
+        reader.join(timeout)
+        os.close(master)
+    return PtyRun(returncode, result[master],
+                  stdout=b"" if stdout_tty else stdout.text().encode(),
+                  stderr=b"" if stderr_tty else stderr.text().encode(), seen=result["seen"])
+
+
+def _read_until_closed(master: int, pipes: list[int], watch: tuple[bytes, ...],
+                       release: dict[bytes, threading.Event], timeout: float, args: tuple[str, ...],
+                       kill) -> dict:
+    """Everything read from the pty and the pipes until each is closed (fd -> bytes), and
+    under "seen" when each watched marker was first read."""
+    reading = {fd: bytearray() for fd in (master, *pipes)}
+    done: dict = {}
     seen: dict[bytes, float] = {}
     deadline = time.monotonic() + timeout
     while reading:
         ready, _, _ = select.select(list(reading), [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
-            proc.kill()
+            kill()
             raise AssertionError(f"llamavis {' '.join(args)} still running after {timeout} s")
         for fd in ready:
             try:
@@ -100,14 +136,8 @@ def run_on_pty(*args: str, cols: int = 80, rows: int = 24, env: dict[str, str] |
             seen.update({m: now for m in watch if m not in seen and m in reading[fd]})
             for marker in seen.keys() & release.keys():
                 release[marker].set()
-    os.close(master)
-    returncode = proc.wait(timeout=timeout)
-    return PtyRun(
-        returncode, done[master],
-        stdout=done[proc.stdout.fileno()] if proc.stdout else b"",
-        stderr=done[proc.stderr.fileno()] if proc.stderr else b"",
-        seen=seen,
-    )
+    done["seen"] = seen
+    return done
 
 
 def caption_on_pty(server: FakeServer, *extra: str, task: str = "caption", **kw) -> PtyRun:
@@ -117,12 +147,13 @@ def caption_on_pty(server: FakeServer, *extra: str, task: str = "caption", **kw)
 # -- one answer, live ----------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_first_words_appear_before_the_rest_of_the_answer_is_sent():
     # The server sends the role and the first word, then waits until the terminal shows
     # that word: an answer shown only once complete would never release it (held_out).
     shown = threading.Event()
     with FakeServer(Reply(text=WORDS, hold=shown, hold_after=2)) as server:
-        run = caption_on_pty(server, release={b"word0": shown})
+        run = caption_on_pty(server, release={b"word0": shown}, installed=True)
     assert run.returncode == 0, run.tty.decode(errors="replace")
     assert server.requests[0]["stream"] is True
     assert server.held_out == 0  # word0 was on the screen while word1..19 were not yet sent
@@ -218,10 +249,11 @@ def test_no_stream_asks_for_the_whole_answer_and_prints_it_once():
 
 
 @pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}], ids=["NO_COLOR", "TERM=dumb"])
+@pytest.mark.subprocess
 def test_no_color_and_dumb_terminal_stream_plain_text(env):
     shown = threading.Event()  # the rest is sent once "A **red**" is on the terminal
     with FakeServer(Reply(text="A **red** ball.\n\n" + WORDS, hold=shown, hold_after=3)) as server:
-        run = caption_on_pty(server, env=env, release={b"A **red**": shown})
+        run = caption_on_pty(server, env=env, release={b"A **red**": shown}, installed=True)
     assert run.returncode == 0
     assert b"\x1b" not in run.tty  # not one escape sequence: no colour, no cursor moves
     assert run.tty.replace(b"\r\n", b"\n") == f"A **red** ball.\n\n{WORDS}\n".encode()
@@ -236,6 +268,7 @@ def test_an_empty_no_color_does_not_turn_colour_off():
     assert b"\x1b" in run.tty and b"**" not in run.tty  # rendered as Markdown
 
 
+@pytest.mark.subprocess
 def test_piped_output_is_plain_and_each_line_arrives_as_it_finishes():
     release = threading.Event()
     answered = []
@@ -293,6 +326,7 @@ def test_batch_shows_progress_to_n_of_n_on_stderr_while_stdout_stays_clean_jsonl
     assert "32,200 in + " in summary and "cost unknown" in summary and summary.endswith(" s")
 
 
+@pytest.mark.subprocess
 def test_a_piped_path_list_streams_in_while_the_bar_shows_on_the_terminal():
     # `find ... | llamavis caption --jsonl > out.jsonl` typed at a terminal: stderr is the
     # terminal, stdin a pipe that a slow producer keeps open. The first image must be

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import invoke
+from support.cli import llamavis as installed
 from test_terminal import run_on_pty
 
 LOCAL_EXTRA = ("torch", "transformers", "llguidance")
 pytestmark = [
     pytest.mark.local,
-    pytest.mark.subprocess,
     pytest.mark.skipif(not all(find_spec(name) for name in LOCAL_EXTRA),
                        reason="needs llamavis[local] and torch: "
                               "pip install torch==2.13.0 -e '.[local]'"),
@@ -59,21 +60,40 @@ def make_images(directory: Path, count: int) -> Path:
 
 def llamavis(tiny: tuple[str, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
     model, env = tiny
-    cmd = [sys.executable, "-m", "llamavis", *args, "-P", "transformers", "-m", model, "--no-cache"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    return installed(*args, "-P", "transformers", "-m", model, "--no-cache", base_env=env,
+                     timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_here(tiny) -> tuple[str, dict[str, str]]:
+    """``tiny``, for runs in this process: the model is loaded once and stays loaded (as in any
+    process that runs several commands), on one intra-op thread like the subprocesses."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model, env = tiny
+    yield model, {k: env[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
+                                      "TOKENIZERS_PARALLELISM")}
+    torch.set_num_threads(threads)
+
+
+def here(tiny_here: tuple[str, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command in this process, loading the tiny model from its directory."""
+    model, env = tiny_here
+    return invoke(*args, "-P", "transformers", "-m", model, "--no-cache", env=env)
 
 
 def jsonl(proc: subprocess.CompletedProcess[str]) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
-def test_caption_gives_text_with_provider_transformers_in_the_json_envelope(tiny, tmp_path):
+def test_caption_gives_text_with_provider_transformers_in_the_json_envelope(tiny_here, tmp_path):
     image = make_images(tmp_path / "one", 1) / "img000.png"
-    proc = llamavis(tiny, "caption", str(image), "--json", "--max-tokens", "12")
+    proc = here(tiny_here, "caption", str(image), "--json", "--max-tokens", "12")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert (result["provider"], result["model"], result["error"]) == ("transformers", tiny[0], None)
+    assert (result["provider"], result["model"], result["error"]) == ("transformers", tiny_here[0], None)
     assert isinstance(result["output"], str) and result["output"].strip()
     usage = result["usage"]
     assert usage["prompt_tokens"] > 0 and 0 < usage["completion_tokens"] <= 12
@@ -97,6 +117,7 @@ print(json.dumps({"loads": len(loads), "results": results}))
 """
 
 
+@pytest.mark.subprocess
 def test_the_other_text_tasks_answer_from_one_model_loaded_once_per_process(tiny, tmp_path):
     model, env = tiny
     image = make_images(tmp_path / "one", 1) / "img000.png"
@@ -113,11 +134,11 @@ def test_the_other_text_tasks_answer_from_one_model_loaded_once_per_process(tiny
         assert result["error"] is None and result["output"] and result["provider"] == "transformers"
 
 
-def test_128_images_classified_all_land_in_the_set_at_the_first_attempt(tiny, tmp_path):
+def test_128_images_classified_all_land_in_the_set_at_the_first_attempt(tiny_here, tmp_path):
     images = make_images(tmp_path / "many", 128)
     # A high temperature makes the random model pick wild tokens: only the grammar keeps
     # the answers in the set, and --max-retries 0 leaves no second chance.
-    proc = llamavis(tiny, "classify", str(images), "-c", ",".join(CLASSES), "--jsonl",
+    proc = here(tiny_here, "classify", str(images), "-c", ",".join(CLASSES), "--jsonl",
                     "--batch-size", "16", "--temperature", "2.0", "--seed", "7", "--max-retries", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = jsonl(proc)
@@ -127,9 +148,9 @@ def test_128_images_classified_all_land_in_the_set_at_the_first_attempt(tiny, tm
     assert all(r["raw"] in CLASSES for r in results)
 
 
-def test_multi_classify_gives_a_subset_of_the_classes(tiny, tmp_path):
+def test_multi_classify_gives_a_subset_of_the_classes(tiny_here, tmp_path):
     images = make_images(tmp_path / "eight", 8)
-    proc = llamavis(tiny, "multi-classify", str(images), "-c", ",".join(CLASSES), "--jsonl",
+    proc = here(tiny_here, "multi-classify", str(images), "-c", ",".join(CLASSES), "--jsonl",
                     "--temperature", "1.5", "--seed", "3", "--max-retries", "0", "--batch-size", "8")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = jsonl(proc)
@@ -140,15 +161,13 @@ def test_multi_classify_gives_a_subset_of_the_classes(tiny, tmp_path):
         assert set(json.loads(r["raw"])) <= set(CLASSES)  # the raw answer is the JSON array itself
 
 
-def test_structured_answers_validate_or_are_invalid_output_still_shaped_as_json(tiny, tmp_path):
+def test_structured_answers_validate_or_are_invalid_output_still_shaped_as_json(tiny_here, tmp_path):
     from jsonschema import validate
 
     images = make_images(tmp_path / "six", 6)
     fields = ["--field", "title=a short title", "--field", "count int=how many things"]
-    schema = json.loads(subprocess.run(
-        [sys.executable, "-m", "llamavis", "structured", *fields, "--show-schema"],
-        capture_output=True, text=True, check=True, timeout=60).stdout)
-    proc = llamavis(tiny, "structured", str(images), *fields, "--jsonl", "--temperature", "1.0",
+    schema = json.loads(invoke("structured", *fields, "--show-schema").stdout)
+    proc = here(tiny_here, "structured", str(images), *fields, "--jsonl", "--temperature", "1.0",
                     "--seed", "5", "--max-tokens", "40", "--max-retries", "0", "--batch-size", "6")
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     results = jsonl(proc)
@@ -163,13 +182,13 @@ def test_structured_answers_validate_or_are_invalid_output_still_shaped_as_json(
             assert "cut off at the token limit" in r["error"]["message"]
 
 
+@pytest.mark.subprocess
 def test_an_uncached_repo_while_offline_exits_3_with_one_clear_line(tiny, tmp_path):
     _model, env = tiny
     image = make_images(tmp_path / "one", 1) / "img000.png"
-    proc = subprocess.run(
-        [sys.executable, "-m", "llamavis", "caption", str(image), "-P", "transformers",
-         "-m", "meta-llama/Llama-3.2-11B-Vision-Instruct"],
-        capture_output=True, text=True, timeout=120, env={**env, "HF_HOME": str(tmp_path / "empty")})
+    proc = installed("caption", str(image), "-P", "transformers",
+                     "-m", "meta-llama/Llama-3.2-11B-Vision-Instruct",
+                     base_env={**env, "HF_HOME": str(tmp_path / "empty")})
     assert proc.returncode == 3
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
@@ -178,8 +197,8 @@ def test_an_uncached_repo_while_offline_exits_3_with_one_clear_line(tiny, tmp_pa
     assert "HF_HUB_OFFLINE" in lines[0] and "hf auth login" in lines[0]
 
 
-def test_a_single_caption_streams_token_by_token_on_a_terminal(tiny, tmp_path):
-    model, env = tiny
+def test_a_single_caption_streams_token_by_token_on_a_terminal(tiny_here, tmp_path):
+    model, env = tiny_here
     image = make_images(tmp_path / "one", 1) / "img000.png"
     args = ("caption", str(image), "-P", "transformers", "-m", model, "--no-cache",
             "--max-tokens", "24", "--temperature", "0", "--debug")

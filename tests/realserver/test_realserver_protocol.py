@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-pytestmark = pytest.mark.realserver
+pytestmark = [pytest.mark.realserver, pytest.mark.subprocess]
 
 SYSTEM_WITH_IMAGE_ERROR = "Prompting with images is incompatible with system messages."
 
