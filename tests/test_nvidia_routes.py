@@ -120,14 +120,23 @@ def photos(folder: Path, n: int = 10) -> list[str]:
     return names
 
 
+def caption_unpinned(images: list[str], routes: dict[str, tuple[str, FakeServer]]):
+    """`caption IMAGES --jsonl -j 3` with no -P, each route's key and loopback endpoint set;
+    the finished process and its JSONL rows."""
+    env = {}
+    for provider, (key, server) in routes.items():
+        env |= {f"{provider.upper()}_API_KEY": key,
+                f"LLAMAVIS_{provider.upper()}_BASE_URL": server.url}
+    proc = llamavis("caption", *images, "--jsonl", "-j", "3", "--no-cache", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 def test_with_no_provider_a_live_route_answers_first_and_the_dead_one_waits(tmp_path):
     images = photos(tmp_path / "in")
     with FakeServer(DEAD) as openrouter, FakeServer("From NVIDIA.") as nvidia:
-        proc = llamavis("caption", *images, "--jsonl", "-j", "3", "--no-cache", env={
-            "OPENROUTER_API_KEY": KEY_OR, "LLAMAVIS_OPENROUTER_BASE_URL": openrouter.url,
-            "NVIDIA_API_KEY": KEY_NV, "LLAMAVIS_NVIDIA_BASE_URL": nvidia.url})
-    assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        _, rows = caption_unpinned(images, {"openrouter": (KEY_OR, openrouter),
+                                            "nvidia": (KEY_NV, nvidia)})
     assert len(rows) == 10 and {r["provider"] for r in rows} == {"nvidia"}
     assert len(nvidia.requests) == 10 and len(openrouter.requests) <= 3
 
@@ -135,11 +144,8 @@ def test_with_no_provider_a_live_route_answers_first_and_the_dead_one_waits(tmp_
 def test_a_route_that_turns_out_dead_hands_every_image_on_with_one_note(tmp_path):
     images = photos(tmp_path / "in")
     with FakeServer(NV_GONE) as nvidia, FakeServer("From DeepInfra.") as deepinfra:
-        proc = llamavis("caption", *images, "--jsonl", "-j", "3", "--no-cache", env={
-            "NVIDIA_API_KEY": KEY_NV, "LLAMAVIS_NVIDIA_BASE_URL": nvidia.url,
-            "DEEPINFRA_API_KEY": KEY_DI, "LLAMAVIS_DEEPINFRA_BASE_URL": deepinfra.url})
-    assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        proc, rows = caption_unpinned(images, {"nvidia": (KEY_NV, nvidia),
+                                               "deepinfra": (KEY_DI, deepinfra)})
     assert len(rows) == 10 and {r["provider"] for r in rows} == {"deepinfra"}
     assert all(r["output"] == "From DeepInfra." for r in rows)
     assert 1 <= len(nvidia.requests) <= 3 and len(deepinfra.requests) == 10

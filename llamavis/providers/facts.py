@@ -90,18 +90,19 @@ _IN_PROCESS = RouteStatus("served", "huggingface.co/docs/transformers model_doc/
                           "our own tests", "2026-12-01",
                           note="in this process (pip install 'llamavis[local]'); Meta's weights "
                                "are gated: accept the licence, `hf auth login`")
+_NVIDIA_NOTE = "free developer tier; inline images up to 180,000 base64 characters"
+_LANGMART = RouteStatus("unconfirmed", "langmart.ai model docs (DeepInfra as its primary "
+                        "provider)", "2026-07-02", "2026-07-02",
+                        "rides on DeepInfra, itself unconfirmed")
 _SUCCESSOR = RouteStatus("served", "providers.md section 10 (successors)", "2026-08-31")
 _OLLAMA = RouteStatus("unknown", "ollama/ollama#16490", "2026-08-31", note="needs Ollama < 0.30")
 
 STATUS: dict[tuple[str, str], RouteStatus] = {
     ("nvidia", "11b"): RouteStatus("served", f"{_P11}: called successfully (GetStream/"
                                    "Vision-Agents nvidia plugin, PR #625)", "2026-07-30",
-                                   note="free developer tier; inline images up to 180,000 "
-                                        "base64 characters"),
+                                   note=_NVIDIA_NOTE),
     ("nvidia", "90b"): RouteStatus("served", f"{_P11}: listed in /v1/models (openmake_llm "
-                                   "PR #749)", "2026-09-05",
-                                   note="free developer tier; inline images up to 180,000 "
-                                        "base64 characters"),
+                                   "PR #749)", "2026-09-05", note=_NVIDIA_NOTE),
     ("nvidia", "maverick"): RouteStatus("retired", "NVIDIA-Omniverse/usd-content-agents PR #13",
                                         "2026-07-27", "2026-07-27", "410 Gone"),
     ("cloudflare", "11b"): RouteStatus(
@@ -124,12 +125,8 @@ STATUS: dict[tuple[str, str], RouteStatus] = {
     ("azure", "90b"): _AZURE_GONE,
     ("azure", "scout"): _AZURE_L4,
     ("azure", "maverick"): _AZURE_L4,
-    ("langmart", "11b"): RouteStatus("unconfirmed", "langmart.ai model docs (DeepInfra as its "
-                                     "primary provider)", "2026-07-02", "2026-07-02",
-                                     "rides on DeepInfra, itself unconfirmed"),
-    ("langmart", "90b"): RouteStatus("unconfirmed", "langmart.ai model docs (DeepInfra as its "
-                                     "primary provider)", "2026-07-02", "2026-07-02",
-                                     "rides on DeepInfra, itself unconfirmed"),
+    ("langmart", "11b"): _LANGMART,
+    ("langmart", "90b"): _LANGMART,
     ("local", "11b"): _LOCAL,
     ("local", "90b"): _LOCAL,
     ("ollama", "11b"): _OLLAMA,

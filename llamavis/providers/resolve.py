@@ -130,7 +130,7 @@ def configured(model: str | None, *, on_skip: Callable[[str], None] | None = Non
     routes = []
     for name in AUTO_ORDER:
         spec = PROVIDERS[name]
-        if not spec.key_envs or not (env_key(spec) or stored.get(name)):
+        if not _has_key(spec, stored):
             continue
         try:
             routes.append(_route(spec, model, None, None, True, stored))
@@ -193,11 +193,13 @@ def _route(spec: ProviderSpec, model: str | None, base_url: str | None, api_key:
 
 def _local_or_configured(stored: Mapping[str, str]) -> ProviderSpec:
     """--base-url without a provider: the first configured provider's wire, else local."""
-    for name in AUTO_ORDER:
-        spec = PROVIDERS[name]
-        if spec.key_envs and (env_key(spec) or stored.get(name)):
-            return spec
-    return PROVIDERS["local"]
+    return next((PROVIDERS[n] for n in AUTO_ORDER if _has_key(PROVIDERS[n], stored)),
+                PROVIDERS["local"])
+
+
+def _has_key(spec: ProviderSpec, stored: Mapping[str, str]) -> bool:
+    """Whether a provider that takes a key has one set (environment or keys file)."""
+    return bool(spec.key_envs) and bool(env_key(spec) or stored.get(spec.name))
 
 
 def _fallbacks(first: Route, entries: Sequence[str], note: Callable[[str], None],
